@@ -1,0 +1,16 @@
+/* Pointwise activations: GELU (exact erf), SiLU, softplus (PyTorch threshold 20). */
+#ifndef IMB_ACTIVATION_H
+#define IMB_ACTIVATION_H
+#include "ctx.h"
+
+typedef enum { IMB_ACT_GELU = 0, IMB_ACT_SILU = 1, IMB_ACT_SOFTPLUS = 2 } imb_act_kind;
+
+imb_tensor *imb_gelu(imb_ctx *ctx, imb_tensor *x);
+imb_tensor *imb_silu(imb_ctx *ctx, imb_tensor *x);
+imb_tensor *imb_softplus(imb_ctx *ctx, imb_tensor *x);
+imb_tensor *imb_activation(imb_ctx *ctx, imb_tensor *x, imb_act_kind kind);
+
+/* Raw kernels: out, x, dx, dout [n]; backward adds into dx. */
+void imb_act_fwd_cpu(imb_act_kind kind, float *out, const float *x, int64_t n);
+void imb_act_bwd_cpu(imb_act_kind kind, float *dx, const float *x, const float *dout, int64_t n);
+#endif

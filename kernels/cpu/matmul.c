@@ -1,0 +1,26 @@
+/* CPU GEMM through OpenBLAS cblas, plus the bias helpers. */
+#include "../matmul.h"
+#include <cblas.h>
+
+void imb_gemm_cpu(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, const float *B,
+                  float beta, float *C, int64_t batch, int64_t sa, int64_t sb, int64_t sc) {
+    for (int64_t b = 0; b < batch; b++)
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N,
+                    (int)K, alpha, A + b * sa, ta ? (int)M : (int)K, B + b * sb, tb ? (int)K : (int)N, beta,
+                    C + b * sc, (int)N);
+}
+
+void imb_bias_grad_cpu(float *dbias, const float *dC, int64_t rows, int64_t N) {
+#pragma omp parallel for
+    for (int64_t j = 0; j < N; j++) {
+        double s = 0;
+        for (int64_t i = 0; i < rows; i++) s += dC[i * N + j];
+        dbias[j] += (float)s;
+    }
+}
+
+void imb_bias_add_cpu(float *C, const float *bias, int64_t rows, int64_t N) {
+#pragma omp parallel for
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < N; j++) C[i * N + j] += bias[j];
+}

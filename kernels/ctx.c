@@ -1,0 +1,162 @@
+/* imb_ctx lifecycle, sticky errors, activation tensors and the tape. */
+#include "config.h"
+#include "ctx.h"
+#include "mem.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+imb_ctx *imb_ctx_new(imb_device dev, uint64_t seed, char *err, size_t errn) {
+    if (dev == IMB_CUDA && !imb_have_cuda()) {
+#ifdef IMB_HAVE_CUDA
+        snprintf(err, errn, "no CUDA device is visible");
+#else
+        snprintf(err, errn, "this build has no CUDA backend (reconfigure with nvcc on PATH or --with-cuda=DIR)");
+#endif
+        return NULL;
+    }
+    imb_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) { snprintf(err, errn, "out of host memory"); return NULL; }
+    ctx->device = dev;
+    ctx->seed = seed;
+    imb_arena_init(&ctx->act, dev, "activation", 0);
+    imb_arena_init(&ctx->host, IMB_CPU, "host", (size_t)4 << 20);
+    return ctx;
+}
+
+void imb_ctx_free(imb_ctx *ctx) {
+    if (!ctx) return;
+    imb_arena_free(&ctx->act);
+    imb_arena_free(&ctx->host);
+    imb_params *ps = &ctx->params;
+    for (int i = 0; i < ps->n; i++) { free(ps->p[i].name); free(ps->p[i].t); }
+    free(ps->p);
+    imb_mem_free(ctx->device, ps->data);
+    imb_mem_free(ctx->device, ps->grad);
+    imb_mem_free(ctx->device, ps->m);
+    imb_mem_free(ctx->device, ps->v);
+    imb_mem_free(ctx->device, ps->decay_mask);
+    imb_mem_free(ctx->device, ps->update_mask);
+    free(ctx->tape.e);
+    free(ctx);
+}
+
+int imb_fail(imb_ctx *ctx, const char *fmt, ...) {
+    if (ctx->err) return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->errmsg, sizeof ctx->errmsg, fmt, ap);
+    va_end(ap);
+    ctx->err = 1;
+    return -1;
+}
+
+const char *imb_error(const imb_ctx *ctx) { return ctx->err ? ctx->errmsg : ""; }
+
+void imb_error_clear(imb_ctx *ctx) { ctx->err = 0; ctx->errmsg[0] = 0; }
+
+void imb_step_begin(imb_ctx *ctx, int training) {
+    imb_arena_reset(&ctx->act);
+    imb_arena_reset(&ctx->host);
+    ctx->tape.n = 0;
+    ctx->training = training;
+    ctx->step++;
+}
+
+void *imb_host_alloc(imb_ctx *ctx, size_t bytes) {
+    void *p = imb_arena_alloc(&ctx->host, bytes);
+    if (!p) imb_fail(ctx, "%s", ctx->host.err);
+    return p;
+}
+
+void *imb_scratch(imb_ctx *ctx, size_t bytes) {
+    void *p = imb_arena_alloc(&ctx->act, bytes);
+    if (!p) imb_fail(ctx, "%s", ctx->act.err);
+    return p;
+}
+
+imb_tensor *imb_new(imb_ctx *ctx, imb_dtype dt, int ndim, const int64_t *shape, int with_grad) {
+    if (ndim < 0 || ndim > IMB_MAX_DIMS) {
+        imb_fail(ctx, "tensor: %d dims (at most %d)", ndim, IMB_MAX_DIMS);
+        return NULL;
+    }
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] <= 0) {
+            imb_fail(ctx, "tensor: dim %d has size %lld (must be > 0)", i, (long long)shape[i]);
+            return NULL;
+        }
+    imb_tensor *t = imb_host_alloc(ctx, sizeof *t);
+    if (!t) return NULL;
+    memset(t, 0, sizeof *t);
+    t->dtype = dt;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->device = ctx->device;
+    t->data = imb_scratch(ctx, imb_nbytes(t));
+    if (!t->data) return NULL;
+    if (with_grad && ctx->training) {
+        size_t gb = (size_t)imb_numel(t) * sizeof(float);
+        t->grad = imb_scratch(ctx, gb);
+        if (!t->grad) return NULL;
+        imb_mem_zero(ctx->device, t->grad, gb);
+    }
+    return t;
+}
+
+imb_tensor *imb_input(imb_ctx *ctx, imb_dtype dt, int ndim, const int64_t *shape, const void *host) {
+    imb_tensor *t = imb_new(ctx, dt, ndim, shape, 0);
+    if (!t) return NULL;
+    if (imb_mem_copy(ctx->device, t->data, IMB_CPU, host, imb_nbytes(t))) {
+        imb_fail(ctx, "input: copy to %s failed", imb_device_name(ctx->device));
+        return NULL;
+    }
+    return t;
+}
+
+int imb_to_host(imb_ctx *ctx, const imb_tensor *t, void *host, int grad) {
+    if (!t) return imb_fail(ctx, "to_host: NULL tensor");
+    const void *src = grad ? t->grad : t->data;
+    if (!src) return imb_fail(ctx, "to_host: tensor %s has no %s", t->name ? t->name : "(unnamed)", grad ? "gradient" : "data");
+    size_t n = grad ? (size_t)imb_numel(t) * sizeof(float) : imb_nbytes(t);
+    if (imb_mem_copy(IMB_CPU, host, t->device, src, n)) return imb_fail(ctx, "to_host: copy failed");
+    return 0;
+}
+
+void *imb_tape_push(imb_ctx *ctx, const char *op, imb_backward_fn fn, size_t saved_bytes) {
+    imb_tape *tp = &ctx->tape;
+    if (tp->n == tp->cap) {
+        int nc = tp->cap ? 2 * tp->cap : 256;
+        imb_tape_entry *ne = realloc(tp->e, sizeof *ne * (size_t)nc);
+        if (!ne) { imb_fail(ctx, "tape: out of host memory"); return NULL; }
+        tp->e = ne; tp->cap = nc;
+    }
+    void *saved = imb_host_alloc(ctx, saved_bytes);
+    if (!saved) return NULL;
+    memset(saved, 0, saved_bytes);
+    tp->e[tp->n++] = (imb_tape_entry){ fn, saved, op };
+    return saved;
+}
+
+static int replay(imb_ctx *ctx) {
+    for (int i = ctx->tape.n - 1; i >= 0 && imb_ok(ctx); i--) ctx->tape.e[i].fn(ctx, ctx->tape.e[i].saved);
+    ctx->tape.n = 0;
+    return imb_ok(ctx) ? 0 : -1;
+}
+
+int imb_backward(imb_ctx *ctx, imb_tensor *loss) {
+    if (!imb_ok(ctx)) return -1;
+    if (!loss) return imb_fail(ctx, "backward: NULL loss");
+    if (imb_numel(loss) != 1) return imb_fail(ctx, "backward: loss must be a scalar, got %lld elements", (long long)imb_numel(loss));
+    if (!loss->grad) return imb_fail(ctx, "backward: loss has no gradient (not training, or no parameter reaches it)");
+    imb_mem_fill32(ctx->device, loss->grad, 0x3f800000u, 1);   /* 1.0f */
+    return replay(ctx);
+}
+
+int imb_backward_seed(imb_ctx *ctx, imb_tensor *t, const float *dy) {
+    if (!imb_ok(ctx)) return -1;
+    if (!t || !t->grad) return imb_fail(ctx, "backward: output has no gradient");
+    if (imb_mem_copy(ctx->device, t->grad, IMB_CPU, dy, (size_t)imb_numel(t) * sizeof(float)))
+        return imb_fail(ctx, "backward: seeding the gradient failed");
+    return replay(ctx);
+}

@@ -1,0 +1,102 @@
+/* imb_ctx: device, arenas, parameter buffers, the tape, RNG seed and the sticky error state.
+ *
+ * Errors are sticky: an op that fails (bad shape, NULL input, wrong device) records a
+ * message and returns NULL; every later op given a NULL input returns NULL without
+ * overwriting the first message. A model's forward is written straight through and
+ * checked once with imb_ok(ctx) / imb_error(ctx). */
+#ifndef IMB_CTX_H
+#define IMB_CTX_H
+#include <stdint.h>
+#include "arena.h"
+#include "tensor.h"
+
+struct imb_ctx;
+typedef void (*imb_backward_fn)(struct imb_ctx *ctx, void *saved);
+
+typedef struct imb_tape_entry { imb_backward_fn fn; void *saved; const char *op; } imb_tape_entry;
+typedef struct imb_tape { imb_tape_entry *e; int n, cap; } imb_tape;
+
+typedef enum {
+    IMB_INIT_ZEROS, IMB_INIT_ONES, IMB_INIT_CONST, IMB_INIT_NORMAL, IMB_INIT_TRUNC_NORMAL,
+    IMB_INIT_UNIFORM, IMB_INIT_IDENTITY
+} imb_init;
+
+typedef struct imb_param {
+    imb_tensor *t;
+    char *name;
+    size_t offset;       /* in floats, into the single parameter buffer */
+    imb_init init;
+    float init_arg;      /* std, bound or constant */
+    int decay;           /* 1: AdamW weight decay applies; 0: no-decay group */
+    int frozen;          /* 1: never updated (e.g. a fixed mixing matrix in an ablation) */
+} imb_param;
+
+typedef struct imb_params {
+    imb_param *p; int n, cap;
+    size_t total;                  /* floats */
+    float *data, *grad, *m, *v;    /* one buffer each, on the context's device */
+    float *decay_mask;             /* [total] 1 where weight decay applies, 0 elsewhere */
+    float *update_mask;            /* [total] 0 for frozen parameters */
+    int allocated;
+} imb_params;
+
+typedef struct imb_ctx {
+    imb_device device;
+    imb_arena act;       /* activation data and activation grads (device memory), reset each step */
+    imb_arena host;      /* tensor structs and tape records (host memory), reset each step */
+    imb_params params;
+    imb_tape tape;
+    int training;        /* ops record their backward only when set */
+    uint64_t seed;
+    uint64_t step;       /* bumps every imb_step_begin; a stream for per-step randomness */
+    int deterministic;
+    int err;
+    char errmsg[1024];
+    void *cuda;          /* backend state (stream, BLAS handles) when device == IMB_CUDA */
+} imb_ctx;
+
+/* NULL on failure, with the reason in err. */
+imb_ctx *imb_ctx_new(imb_device dev, uint64_t seed, char *err, size_t errn);
+void imb_ctx_free(imb_ctx *ctx);
+
+/* Sticky error: records the first failure, returns -1. */
+int imb_fail(imb_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline int imb_ok(const imb_ctx *ctx) { return !ctx->err; }
+const char *imb_error(const imb_ctx *ctx);
+void imb_error_clear(imb_ctx *ctx);
+
+/* Start a forward pass: resets activations and the tape; training=1 records backward. */
+void imb_step_begin(imb_ctx *ctx, int training);
+
+/* Activation tensors (valid until the next imb_step_begin). with_grad=1 also allocates a
+ * zeroed gradient when the context is training. Shape is copied. */
+imb_tensor *imb_new(imb_ctx *ctx, imb_dtype dt, int ndim, const int64_t *shape, int with_grad);
+/* Copy host data (numel elements of dt) into a new activation tensor without gradient. */
+imb_tensor *imb_input(imb_ctx *ctx, imb_dtype dt, int ndim, const int64_t *shape, const void *host);
+/* Copy a tensor's data (or grad) to host memory; returns 0 or -1 (error recorded). */
+int imb_to_host(imb_ctx *ctx, const imb_tensor *t, void *host, int grad);
+/* Host-arena scratch (reset each step): for op records. */
+void *imb_host_alloc(imb_ctx *ctx, size_t bytes);
+/* Device-arena scratch (reset each step), uninitialised. */
+void *imb_scratch(imb_ctx *ctx, size_t bytes);
+
+#define IMB_SHAPE(...) ((const int64_t[]){ __VA_ARGS__ })
+#define IMB_NDIM(...) ((int)(sizeof((int64_t[]){ __VA_ARGS__ }) / sizeof(int64_t)))
+
+/* Parameters: declare, then imb_params_alloc once, which places them in one buffer. */
+imb_tensor *imb_param_new(imb_ctx *ctx, const char *name, int ndim, const int64_t *shape,
+                          imb_init init, float init_arg, int decay);
+int imb_params_alloc(imb_ctx *ctx);
+/* Re-run every parameter's initialiser (seeded by ctx->seed and the parameter's name). */
+int imb_params_init(imb_ctx *ctx);
+int imb_params_zero_grad(imb_ctx *ctx);
+imb_param *imb_param_find(imb_ctx *ctx, const char *name);
+void imb_param_freeze(imb_ctx *ctx, imb_tensor *t);
+
+/* The tape. */
+void *imb_tape_push(imb_ctx *ctx, const char *op, imb_backward_fn fn, size_t saved_bytes);
+/* Seeds d(loss)=1 (loss must be a scalar with a gradient) and replays the tape backwards. */
+int imb_backward(imb_ctx *ctx, imb_tensor *loss);
+/* Seeds t's gradient with host values dy (numel(t) floats) and replays the tape (tests). */
+int imb_backward_seed(imb_ctx *ctx, imb_tensor *t, const float *dy);
+#endif

@@ -1,0 +1,24 @@
+/* Matrix multiply (+bias, transposes, batched) and the linear layer; GEMM via cblas/cuBLAS. */
+#ifndef IMB_MATMUL_H
+#define IMB_MATMUL_H
+#include "ctx.h"
+
+/* C = op(a) op(b) (+ bias).
+ *   a: [..., M, K] (ta=0) or [..., K, M] (ta=1)
+ *   b: [K, N] (tb=0) or [N, K] (tb=1), shared by every leading index of a;
+ *      or [Bt, K, N] / [Bt, N, K] with a: [Bt, M, K] for a batched product
+ *   bias: [N] or NULL
+ * -> [..., M, N] */
+imb_tensor *imb_matmul(imb_ctx *ctx, imb_tensor *a, imb_tensor *b, imb_tensor *bias, int ta, int tb);
+/* y = x wᵀ + bias with PyTorch's layout: x [..., in], w [out, in], bias [out] or NULL -> [..., out] */
+imb_tensor *imb_linear(imb_ctx *ctx, imb_tensor *x, imb_tensor *w, imb_tensor *bias);
+
+/* Raw kernels. Row-major, contiguous; batch matrices at strides sa, sb, sc (elements).
+ * C[b] = alpha op(A[b]) op(B[b]) + beta C[b];  A [M,K] or [K,M]; B [K,N] or [N,K]; C [M,N]. */
+void imb_gemm_cpu(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, const float *B,
+                  float beta, float *C, int64_t batch, int64_t sa, int64_t sb, int64_t sc);
+/* dbias[N] += sum over rows of dC[rows, N] */
+void imb_bias_grad_cpu(float *dbias, const float *dC, int64_t rows, int64_t N);
+/* C[rows, N] += bias[N] */
+void imb_bias_add_cpu(float *C, const float *bias, int64_t rows, int64_t N);
+#endif

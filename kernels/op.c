@@ -1,0 +1,40 @@
+/* Shared plumbing for op implementations. */
+#include "op.h"
+#include <stdio.h>
+
+int imb_check_inputs(imb_ctx *ctx, const char *op, int allow_int, int n, const imb_tensor *const *ts) {
+    if (!imb_ok(ctx)) return -1;
+    for (int i = 0; i < n; i++) {
+        const imb_tensor *t = ts[i];
+        if (!t) return imb_fail(ctx, "%s: input %d is NULL", op, i);
+        if (!t->data) return imb_fail(ctx, "%s: input %d (%s) has no data", op, i, t->name ? t->name : "unnamed");
+        if (t->device != ctx->device)
+            return imb_fail(ctx, "%s: input %d (%s) is on %s but the context is on %s", op, i,
+                            t->name ? t->name : "unnamed", imb_device_name(t->device), imb_device_name(ctx->device));
+        if (!allow_int && t->dtype != IMB_F32)
+            return imb_fail(ctx, "%s: input %d (%s) is %s, expected f32", op, i, t->name ? t->name : "unnamed",
+                            imb_dtype_name(t->dtype));
+    }
+    return 0;
+}
+
+int imb_any_grad(const imb_ctx *ctx, int n, const imb_tensor *const *ts) {
+    if (!ctx->training) return 0;
+    for (int i = 0; i < n; i++)
+        if (ts[i] && ts[i]->grad) return 1;
+    return 0;
+}
+
+int imb_shape_fail(imb_ctx *ctx, const char *op, const char *what, const imb_tensor *t) {
+    char b[96];
+    return imb_fail(ctx, "%s: %s (got %s)", op, what, t ? imb_shape_str(t, b, sizeof b) : "NULL");
+}
+
+int imb_cpu_only(imb_ctx *ctx, const char *op) {
+    if (ctx->device == IMB_CPU) return 0;
+#ifdef IMB_HAVE_CUDA
+    return imb_fail(ctx, "%s: no CUDA kernel for this op yet", op);
+#else
+    return imb_fail(ctx, "%s: this build has no CUDA backend", op);
+#endif
+}

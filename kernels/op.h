@@ -1,0 +1,41 @@
+/* Shared plumbing for op implementations: input checks, device dispatch, tape records. */
+#ifndef IMB_OP_H
+#define IMB_OP_H
+#include "config.h"
+#include "ctx.h"
+#include "tensor.h"
+
+/* Checks that every tensor is non-NULL, lives on the context's device and (unless
+ * allow_int) is fp32. Records "<op>: ..." and returns -1 on the first problem, or if the
+ * context already holds an error. */
+int imb_check_inputs(imb_ctx *ctx, const char *op, int allow_int, int n, const imb_tensor *const *ts);
+#define IMB_CHECK(ctx, op, ...) \
+    imb_check_inputs((ctx), (op), 0, (int)(sizeof((const imb_tensor *[]){ __VA_ARGS__ }) / sizeof(imb_tensor *)), \
+                     (const imb_tensor *const[]){ __VA_ARGS__ })
+#define IMB_CHECK_ANY(ctx, op, ...) \
+    imb_check_inputs((ctx), (op), 1, (int)(sizeof((const imb_tensor *[]){ __VA_ARGS__ }) / sizeof(imb_tensor *)), \
+                     (const imb_tensor *const[]){ __VA_ARGS__ })
+
+/* 1 when the context is training and any of the inputs carries a gradient. */
+int imb_any_grad(const imb_ctx *ctx, int n, const imb_tensor *const *ts);
+#define IMB_WANTS_GRAD(ctx, ...) \
+    imb_any_grad((ctx), (int)(sizeof((const imb_tensor *[]){ __VA_ARGS__ }) / sizeof(imb_tensor *)), \
+                 (const imb_tensor *const[]){ __VA_ARGS__ })
+
+/* Shape check helper: records "<op>: <what> (got <shape>)" and returns -1. */
+int imb_shape_fail(imb_ctx *ctx, const char *op, const char *what, const imb_tensor *t);
+
+/* Device dispatch. IMB_RUN calls name##_cpu or name##_cuda; ops whose CUDA kernel does
+ * not exist yet use IMB_RUN_CPU, which fails loudly on a CUDA context. */
+#ifdef IMB_HAVE_CUDA
+#define IMB_RUN(ctx, name, ...) ((ctx)->device == IMB_CUDA ? name##_cuda(__VA_ARGS__) : name##_cpu(__VA_ARGS__))
+#else
+#define IMB_RUN(ctx, name, ...) name##_cpu(__VA_ARGS__)
+#endif
+int imb_cpu_only(imb_ctx *ctx, const char *op);
+#define IMB_RUN_CPU(ctx, opname, name, ...) \
+    do { if (!imb_cpu_only((ctx), (opname))) name##_cpu(__VA_ARGS__); } while (0)
+
+/* grad pointer or NULL: backward kernels skip inputs that need no gradient */
+static inline float *imb_g(const imb_tensor *t) { return t ? (float *)t->grad : NULL; }
+#endif

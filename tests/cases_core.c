@@ -1,0 +1,42 @@
+/* Op-table cases: matmul/linear and elementwise. */
+#include "optest.h"
+#include "matmul.h"
+#include "elementwise.h"
+
+static void mm_setup(imb_ctx *c, optest *t) { OPT_P(c, t, "a", 1, 2, 5, 7); OPT_P(c, t, "b", 1, 7, 4); OPT_P(c, t, "bias", 1, 4); }
+static imb_tensor *mm_fwd(imb_ctx *c, optest *t) { return imb_matmul(c, t->p[0], t->p[1], t->p[2], 0, 0); }
+
+static void mm_tt_setup(imb_ctx *c, optest *t) { OPT_P(c, t, "a", 1, 3, 6, 5); OPT_P(c, t, "b", 1, 4, 6); }
+static imb_tensor *mm_tt_fwd(imb_ctx *c, optest *t) { return imb_matmul(c, t->p[0], t->p[1], NULL, 1, 1); }
+
+static void bmm_setup(imb_ctx *c, optest *t) { OPT_P(c, t, "a", 1, 3, 4, 5); OPT_P(c, t, "b", 1, 3, 6, 5); }
+static imb_tensor *bmm_fwd(imb_ctx *c, optest *t) { return imb_matmul(c, t->p[0], t->p[1], NULL, 0, 1); }
+
+static void bmm_ta_setup(imb_ctx *c, optest *t) { OPT_P(c, t, "a", 1, 2, 5, 4); OPT_P(c, t, "b", 1, 2, 5, 3); }
+static imb_tensor *bmm_ta_fwd(imb_ctx *c, optest *t) { return imb_matmul(c, t->p[0], t->p[1], NULL, 1, 0); }
+
+static void lin_setup(imb_ctx *c, optest *t) { OPT_P(c, t, "x", 1, 2, 3, 8); OPT_P(c, t, "w", 0.5f, 6, 8); OPT_P(c, t, "b", 1, 6); }
+static imb_tensor *lin_fwd(imb_ctx *c, optest *t) { return imb_linear(c, t->p[0], t->p[1], t->p[2]); }
+
+static void bin_setup(imb_ctx *c, optest *t) { OPT_P(c, t, "a", 1, 3, 4, 5); OPT_P(c, t, "b", 1, 4, 5); }
+static imb_tensor *add_fwd(imb_ctx *c, optest *t) { return imb_add(c, t->p[0], t->p[1]); }
+static imb_tensor *mul_fwd(imb_ctx *c, optest *t) { return imb_mul(c, t->p[0], t->p[1]); }
+
+static void scale_setup(imb_ctx *c, optest *t) { OPT_P(c, t, "a", 1, 5, 7); }
+static imb_tensor *scale_fwd(imb_ctx *c, optest *t) { return imb_scale(c, t->p[0], -1.7f); }
+
+static void res_setup(imb_ctx *c, optest *t) { OPT_P(c, t, "x", 1, 2, 3, 6); OPT_P(c, t, "y", 1, 2, 3, 6); OPT_P(c, t, "gamma", 1, 6); }
+static imb_tensor *res_fwd(imb_ctx *c, optest *t) { return imb_residual(c, t->p[0], t->p[1], t->p[2]); }
+
+const op_case optest_core[] = {
+    { "matmul", mm_setup, mm_fwd, 0, 0 },
+    { "matmul_transposed", mm_tt_setup, mm_tt_fwd, 0, 0 },
+    { "matmul_batched", bmm_setup, bmm_fwd, 0, 0 },
+    { "matmul_batched_ta", bmm_ta_setup, bmm_ta_fwd, 0, 0 },
+    { "linear", lin_setup, lin_fwd, 0, 0 },
+    { "add", bin_setup, add_fwd, 0, 0 },
+    { "mul", bin_setup, mul_fwd, 0, 0 },
+    { "scale", scale_setup, scale_fwd, 0, 0 },
+    { "residual", res_setup, res_fwd, 0, 0 },
+    { 0 },
+};
