@@ -1,0 +1,18 @@
+/* Shape ops: reshape (a view sharing data and gradient), permute, concat, split, slice, copy. */
+#ifndef IMB_SHAPE_H
+#define IMB_SHAPE_H
+#include "ctx.h"
+
+/* a view with a new shape of the same numel; no copy, gradient shared */
+imb_tensor *imb_reshape(imb_ctx *ctx, imb_tensor *x, int ndim, const int64_t *shape);
+/* out.shape[i] = x.shape[perm[i]] (copy) */
+imb_tensor *imb_permute(imb_ctx *ctx, imb_tensor *x, const int *perm);
+/* tensors equal except along dim (negative counts from the end) */
+imb_tensor *imb_concat(imb_ctx *ctx, imb_tensor *const *xs, int n, int dim);
+/* splits x along dim into n parts of the given sizes (summing to x.shape[dim]); writes out[n];
+ * returns 0 or -1 */
+int imb_split(imb_ctx *ctx, imb_tensor *x, int dim, int n, const int64_t *sizes, imb_tensor **out);
+/* x.narrow(dim, start, len) as a copy */
+imb_tensor *imb_slice(imb_ctx *ctx, imb_tensor *x, int dim, int64_t start, int64_t len);
+imb_tensor *imb_copy(imb_ctx *ctx, imb_tensor *x);
+#endif
