@@ -114,6 +114,14 @@ imb_tensor *imb_input(imb_ctx *ctx, imb_dtype dt, int ndim, const int64_t *shape
     return t;
 }
 
+imb_tensor *imb_full(imb_ctx *ctx, int ndim, const int64_t *shape, float value) {
+    imb_tensor *t = imb_new(ctx, IMB_F32, ndim, shape, 0);
+    if (!t) return NULL;
+    union { float f; uint32_t u; } v = { value };
+    imb_mem_fill32(ctx->device, t->data, v.u, (size_t)imb_numel(t));
+    return t;
+}
+
 int imb_to_host(imb_ctx *ctx, const imb_tensor *t, void *host, int grad) {
     if (!t) return imb_fail(ctx, "to_host: NULL tensor");
     const void *src = grad ? t->grad : t->data;

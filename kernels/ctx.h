@@ -73,6 +73,8 @@ void imb_step_begin(imb_ctx *ctx, int training);
 imb_tensor *imb_new(imb_ctx *ctx, imb_dtype dt, int ndim, const int64_t *shape, int with_grad);
 /* Copy host data (numel elements of dt) into a new activation tensor without gradient. */
 imb_tensor *imb_input(imb_ctx *ctx, imb_dtype dt, int ndim, const int64_t *shape, const void *host);
+/* A new f32 activation filled with value, without gradient (constants, masks). */
+imb_tensor *imb_full(imb_ctx *ctx, int ndim, const int64_t *shape, float value);
 /* Copy a tensor's data (or grad) to host memory; returns 0 or -1 (error recorded). */
 int imb_to_host(imb_ctx *ctx, const imb_tensor *t, void *host, int grad);
 /* Host-arena scratch (reset each step): for op records. */

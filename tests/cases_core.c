@@ -2,6 +2,9 @@
 #include "optest.h"
 #include "matmul.h"
 #include "elementwise.h"
+#include "resize.h"
+#include "activation.h"
+#include "loss.h"
 
 static void mm_setup(imb_ctx *c, optest *t) { OPT_P(c, t, "a", 1, 2, 5, 7); OPT_P(c, t, "b", 1, 7, 4); OPT_P(c, t, "bias", 1, 4); }
 static imb_tensor *mm_fwd(imb_ctx *c, optest *t) { return imb_matmul(c, t->p[0], t->p[1], t->p[2], 0, 0); }
@@ -28,6 +31,21 @@ static imb_tensor *scale_fwd(imb_ctx *c, optest *t) { return imb_scale(c, t->p[0
 static void res_setup(imb_ctx *c, optest *t) { OPT_P(c, t, "x", 1, 2, 3, 6); OPT_P(c, t, "y", 1, 2, 3, 6); OPT_P(c, t, "gamma", 1, 6); }
 static imb_tensor *res_fwd(imb_ctx *c, optest *t) { return imb_residual(c, t->p[0], t->p[1], t->p[2]); }
 
+static void rs_setup(imb_ctx *c, optest *t) { OPT_P(c, t, "x", 1, 2, 3 * 4, 5); }
+static imb_tensor *rs_up_fwd(imb_ctx *c, optest *t) { return imb_resize_tokens(c, t->p[0], 3, 4, 5, 7); }
+static imb_tensor *rs_down_fwd(imb_ctx *c, optest *t) { return imb_resize_tokens(c, t->p[0], 3, 4, 2, 3); }
+
+static void act_setup(imb_ctx *c, optest *t) { OPT_P(c, t, "x", 2, 4, 9); }
+static imb_tensor *gelu_fwd(imb_ctx *c, optest *t) { return imb_gelu(c, t->p[0]); }
+static imb_tensor *silu_fwd(imb_ctx *c, optest *t) { return imb_silu(c, t->p[0]); }
+static imb_tensor *softplus_fwd(imb_ctx *c, optest *t) { return imb_softplus(c, t->p[0]); }
+
+static void xent_setup(imb_ctx *c, optest *t) { OPT_P(c, t, "logits", 2, 6, 5); }
+static imb_tensor *xent_fwd(imb_ctx *c, optest *t) {
+    static const int32_t lab[6] = { 0, 4, -1, 2, 2, 1 };   /* row 2 ignored */
+    return imb_cross_entropy(c, t->p[0], imb_input(c, IMB_I32, 1, IMB_SHAPE(6), lab), 0.1f);
+}
+
 const op_case optest_core[] = {
     { "matmul", mm_setup, mm_fwd, 0, 0 },
     { "matmul_transposed", mm_tt_setup, mm_tt_fwd, 0, 0 },
@@ -38,5 +56,11 @@ const op_case optest_core[] = {
     { "mul", bin_setup, mul_fwd, 0, 0 },
     { "scale", scale_setup, scale_fwd, 0, 0 },
     { "residual", res_setup, res_fwd, 0, 0 },
+    { "gelu", act_setup, gelu_fwd, 0, 0 },
+    { "silu", act_setup, silu_fwd, 0, 0 },
+    { "softplus", act_setup, softplus_fwd, 0, 0 },
+    { "cross_entropy_smoothed", xent_setup, xent_fwd, 0, 0 },
+    { "resize_tokens_up", rs_setup, rs_up_fwd, 0, 0 },
+    { "resize_tokens_down", rs_setup, rs_down_fwd, 0, 0 },
     { 0 },
 };
