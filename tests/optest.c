@@ -9,7 +9,7 @@
 
 #define FD_SAMPLES 48
 
-static const op_case *const tables[] = { optest_core };
+static const op_case *const tables[] = { optest_core, optest_model };
 
 int optest_count(void) {
     int n = 0;
@@ -51,6 +51,12 @@ imb_tensor *optest_floats(imb_ctx *ctx, float lo, float hi, uint64_t stream, int
     return t;
 }
 
+static void destroy(const op_case *c, optest *t, imb_ctx *ctx) {
+    (void)c;
+    if (t->cleanup) t->cleanup(t->state);
+    imb_ctx_free(ctx);
+}
+
 /* Builds the case on a fresh context; returns NULL with r->msg set on failure. */
 static imb_ctx *make_ctx(const op_case *c, imb_device dev, optest *t, optest_result *r) {
     char e[256];
@@ -61,7 +67,7 @@ static imb_ctx *make_ctx(const op_case *c, imb_device dev, optest *t, optest_res
     c->setup(ctx, t);
     if (imb_params_alloc(ctx)) {
         snprintf(r->msg, sizeof r->msg, "setup: %s", imb_error(ctx));
-        imb_ctx_free(ctx);
+        destroy(c, t, ctx);
         return NULL;
     }
     return ctx;
@@ -122,8 +128,10 @@ void optest_grad(const op_case *c, optest_result *r) {
     ga = malloc(sizeof *ga * ps->total);
     memcpy(ga, ps->grad, sizeof *ga * ps->total);
     double eps = c->fd_eps > 0 ? c->fd_eps : 1e-3, tol = c->tol > 0 ? c->tol : 1e-2;
-    for (int k = 0; k < t.n; k++) {
-        imb_param *p = imb_param_find(ctx, t.p[k]->name);
+    /* a case that declares no inputs of its own (a whole block or model) checks every parameter */
+    int nin = t.n ? t.n : ps->n;
+    for (int k = 0; k < nin; k++) {
+        imb_param *p = t.n ? imb_param_find(ctx, t.p[k]->name) : &ps->p[k];
         int64_t n = imb_numel(p->t);
         const float *g = ga + p->offset;
         double rms = 0;
@@ -156,7 +164,7 @@ void optest_grad(const op_case *c, optest_result *r) {
     }
 done:
     free(y); free(w); free(ga);
-    imb_ctx_free(ctx);
+    destroy(c, &t, ctx);
 }
 
 static double rel_diff(const float *a, const float *b, int64_t n) {
@@ -194,8 +202,9 @@ int optest_parity(const op_case *c, double tol, optest_result *r) {
     ggpu = malloc(sizeof *ggpu * total);
     memcpy(gcpu, cc->params.grad, sizeof *gcpu * total);
     imb_mem_copy(IMB_CPU, ggpu, IMB_CUDA, gc->params.grad, sizeof *ggpu * total);
-    for (int k = 0; k < tc.n; k++) {
-        imb_param *p = imb_param_find(cc, tc.p[k]->name);
+    int nin = tc.n ? tc.n : cc->params.n;
+    for (int k = 0; k < nin; k++) {
+        imb_param *p = tc.n ? imb_param_find(cc, tc.p[k]->name) : &cc->params.p[k];
         int64_t n = imb_numel(p->t);
         double e = rel_diff(ggpu + p->offset, gcpu + p->offset, n);
         if (e > r->max_err) r->max_err = e;
@@ -204,7 +213,7 @@ int optest_parity(const op_case *c, double tol, optest_result *r) {
     }
 done:
     free(yc); free(yg); free(w); free(gcpu); free(ggpu);
-    imb_ctx_free(cc);
-    imb_ctx_free(gc);
+    if (cc) destroy(c, &tc, cc);
+    if (gc) destroy(c, &tg, gc);
     return 0;
 }

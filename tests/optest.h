@@ -10,11 +10,14 @@
 typedef struct optest {
     imb_tensor *p[OPTEST_MAX];   /* differentiable inputs, declared as parameters in setup */
     int n;
+    void *state;                 /* a case's own model, freed by cleanup (set both in setup) */
+    void (*cleanup)(void *state);
 } optest;
 
 typedef struct op_case {
     const char *name;
-    /* declare the differentiable inputs: t->p[t->n++] = optest_param(ctx, ...) */
+    /* declare the differentiable inputs: t->p[t->n++] = optest_param(ctx, ...); a case that
+     * declares a whole model and leaves t->n = 0 gets every parameter checked */
     void (*setup)(imb_ctx *ctx, optest *t);
     /* build any non-differentiable inputs (indices, masks) and run the op */
     imb_tensor *(*forward)(imb_ctx *ctx, optest *t);
@@ -43,6 +46,7 @@ int optest_parity(const op_case *c, double tol, optest_result *r);
 
 /* Every family's table ends with a zero entry; optest.c lists the tables. */
 extern const op_case optest_core[];
+extern const op_case optest_model[];
 
 int optest_count(void);
 const op_case *optest_case(int i);

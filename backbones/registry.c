@@ -1,0 +1,6 @@
+/* The registry of token mixers: one row per mixer file. */
+#include "backbone.h"
+
+extern const imb_mixer_def imb_mixer_vit;
+
+const imb_mixer_def *const imb_mixers[] = { &imb_mixer_vit, NULL };

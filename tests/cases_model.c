@@ -1,0 +1,64 @@
+/* Op-table cases through whole blocks: a ViT backbone and the image-classification model,
+ * every parameter checked against finite differences. */
+#include "optest.h"
+#include "backbone.h"
+#include "imagecls.h"
+#include "loss.h"
+#include <string.h>
+
+
+static void bb_cleanup(void *s) { imb_backbone_free(s); }
+static void cls_cleanup(void *s) { imb_imagecls_free(s); }
+
+static imb_backbone_cfg tiny_vit(void) {
+    imb_backbone_cfg c;
+    char e[256];
+    imb_backbone_parse("vit-nano:dim=8,heads=2,depth=2,mlp_ratio=2", &c, e, sizeof e);
+    c.pos_h = 2;
+    c.pos_w = 3;
+    c.init_std = 0.3f;   /* larger than timm's 0.02 so every path carries a visible gradient */
+    return c;
+}
+
+static void vit_setup(imb_ctx *c, optest *t) {
+    imb_backbone_cfg cfg = tiny_vit();
+    t->state = imb_backbone_create(c, &cfg);
+    t->cleanup = bb_cleanup;
+    imb_param_new(c, "tokens", 3, IMB_SHAPE(2, 6, 8), IMB_INIT_NORMAL, 1.0f, 0);
+}
+
+static imb_tensor *vit_fwd(imb_ctx *c, optest *t) {
+    imb_backbone_out out;
+    imb_tensor *x = imb_param_find(c, "tokens")->t;
+    if (imb_backbone_forward(c, t->state, x, (imb_grid){ 2, 3, NULL }, &out)) return NULL;
+    return out.pooled;
+}
+
+/* the positions are interpolated from the 2x3 grid to 3x2 */
+static imb_tensor *vit_regrid_fwd(imb_ctx *c, optest *t) {
+    imb_backbone_out out;
+    imb_tensor *x = imb_param_find(c, "tokens")->t;
+    if (imb_backbone_forward(c, t->state, x, (imb_grid){ 3, 2, NULL }, &out)) return NULL;
+    return out.feats[0];
+}
+
+static void cls_setup(imb_ctx *c, optest *t) {
+    imb_backbone_cfg cfg = tiny_vit();
+    t->state = imb_imagecls_create(c, &cfg, 1, 4, 2, 3);
+    t->cleanup = cls_cleanup;
+    imb_param_new(c, "images", 4, IMB_SHAPE(2, 1, 4, 4), IMB_INIT_NORMAL, 1.0f, 0);
+}
+
+static imb_tensor *cls_fwd(imb_ctx *c, optest *t) {
+    static const int32_t lab[2] = { 2, 0 };
+    imb_tensor *logits = imb_imagecls_forward(c, t->state, imb_param_find(c, "images")->t);
+    return imb_cross_entropy(c, logits, imb_input(c, IMB_I32, 1, IMB_SHAPE(2), lab), 0.1f);
+}
+
+
+const op_case optest_model[] = {
+    { "vit_backbone", vit_setup, vit_fwd, 0, 0 },
+    { "vit_backbone_regrid", vit_setup, vit_regrid_fwd, 0, 0 },
+    { "imagecls_vit_loss", cls_setup, cls_fwd, 0, 0 },
+    { 0 },
+};
