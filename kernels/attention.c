@@ -1,0 +1,51 @@
+/* Attention op: shape checks, scale default, dispatch, and the backward record (keeps P). */
+#include "attention.h"
+#include "op.h"
+#include <math.h>
+
+typedef struct {
+    imb_tensor *q, *k, *v, *mask, *out;
+    float *P;
+    int64_t B, H, Lq, Lk, Dh;
+    int causal;
+    float scale;
+} attn_saved;
+
+static void attention_backward(imb_ctx *ctx, void *p) {
+    attn_saved *s = p;
+    IMB_RUN_CPU(ctx, "attention", imb_attention_bwd, imb_g(s->q), imb_g(s->k), imb_g(s->v), imb_gradf(s->out), s->P,
+                imb_f32(s->q), imb_f32(s->k), imb_f32(s->v), s->mask ? imb_f32(s->mask) : NULL, s->B, s->H, s->Lq,
+                s->Lk, s->Dh, s->causal, s->scale);
+}
+
+imb_tensor *imb_attention(imb_ctx *ctx, imb_tensor *q, imb_tensor *k, imb_tensor *v, int heads,
+                          imb_tensor *key_mask, int causal, float scale) {
+    static const char *op = "attention";
+    if (IMB_CHECK(ctx, op, q, k, v) || (key_mask && IMB_CHECK(ctx, op, key_mask))) return NULL;
+    if (q->ndim != 3) return imb_shape_fail(ctx, op, "q must be [B, Lq, H*Dh]", q), NULL;
+    if (k->ndim != 3 || k->shape[0] != q->shape[0] || k->shape[2] != q->shape[2])
+        return imb_shape_fail(ctx, op, "k must be [B, Lk, H*Dh] with q's B and channels", k), NULL;
+    if (!imb_same_shape(k, v)) return imb_shape_fail(ctx, op, "v must have k's shape", v), NULL;
+    int64_t B = q->shape[0], Lq = q->shape[1], Lk = k->shape[1], C = q->shape[2];
+    if (heads < 1 || C % heads)
+        return imb_fail(ctx, "%s: %d heads do not divide the %lld channels", op, heads, (long long)C), NULL;
+    if (key_mask && (key_mask->ndim != 2 || key_mask->shape[0] != B || key_mask->shape[1] != Lk))
+        return imb_shape_fail(ctx, op, "key_mask must be [B, Lk] with q's B and k's Lk", key_mask), NULL;
+    if (causal && Lq != Lk)
+        return imb_fail(ctx, "%s: causal attention needs Lq == Lk (got Lq %lld, Lk %lld)", op, (long long)Lq,
+                        (long long)Lk), NULL;
+    if (isnan(scale) || isinf(scale)) return imb_fail(ctx, "%s: scale %g is not finite", op, scale), NULL;
+    int64_t H = heads, Dh = C / heads;
+    if (scale <= 0.0f) scale = (float)(1.0 / sqrt((double)Dh));
+    imb_tensor *out = imb_new(ctx, IMB_F32, 3, q->shape, IMB_WANTS_GRAD(ctx, q, k, v));
+    float *P = imb_scratch(ctx, sizeof(float) * (size_t)(B * H * Lq * Lk));
+    if (!out || !P) return NULL;
+    IMB_RUN_CPU(ctx, op, imb_attention_fwd, imb_f32(out), P, imb_f32(q), imb_f32(k), imb_f32(v),
+                key_mask ? imb_f32(key_mask) : NULL, B, H, Lq, Lk, Dh, causal != 0, scale);
+    if (out->grad) {
+        attn_saved *s = imb_tape_push(ctx, op, attention_backward, sizeof *s);
+        if (!s) return NULL;
+        *s = (attn_saved){ q, k, v, key_mask, out, P, B, H, Lq, Lk, Dh, causal != 0, scale };
+    }
+    return imb_ok(ctx) ? out : NULL;
+}
