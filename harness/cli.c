@@ -1,0 +1,110 @@
+/* Command-line parsing: subcommand, --flags, and key=value overrides. */
+#include "cli.h"
+#include <stdlib.h>
+#include <string.h>
+
+void imb_cli_help(FILE *f) {
+    fprintf(f,
+"usage: harness [COMMAND] --task T --backbone B[:key=value,...] [options] [key=value ...]\n"
+"\n"
+"commands:\n"
+"  train (default)   train T with backbone B under T's fixed protocol, evaluate, append a run record\n"
+"  eval              evaluate a checkpoint: --checkpoint F (task and backbone are read from it)\n"
+"  prepare           decode the dataset once into packed shards under <data>/.imbench/\n"
+"  list              list tasks, backbones with presets and options, and protocol keys\n"
+"  demo              train the embedded two-spirals MLP (no dataset needed)\n"
+"\n"
+"options:\n"
+"  --task T          task name (harness list shows them)\n"
+"  --backbone B      backbone preset, e.g. vit-nano, vit-s:cls_token=0\n"
+"  --data DIR        dataset root in the task's real on-disk layout\n"
+"  --synth           generate the task's mini synthetic dataset (under --out) and use it\n"
+"  --protocol P      protocol name or .ini path (default: the task's own, harness/protocols/T.ini)\n"
+"  --out DIR         where checkpoints, records and synth data go (default: runs/)\n"
+"  --checkpoint F    checkpoint to write (train) or read (eval); default <out>/<task>-<backbone>.safetensors\n"
+"  --resume          continue the run from --checkpoint bit-identically\n"
+"  --device D        cpu (default) or cuda\n"
+"  --precision P     fp32 (default) or bf16 (cuda only)\n"
+"  --seed N          override the protocol's seed (recorded; marks the run off-protocol if pinned)\n"
+"  --threads N       loader threads (default: the protocol's)\n"
+"  --deterministic   no atomics in reductions\n"
+"  -h, --help        this text\n"
+"\n"
+"key=value arguments: 'section.key=value' overrides a protocol key (e.g. train.lr=1e-3; a pinned\n"
+"key marks the run off-protocol in its record); 'key=value' without a dot is a backbone option\n"
+"(the same as --backbone B:key=value).\n");
+}
+
+static int need_value(int argc, char **argv, int *i, const char **dst, char *err, size_t errn) {
+    if (*i + 1 >= argc) {
+        snprintf(err, errn, "%s needs a value", argv[*i]);
+        return -1;
+    }
+    *dst = argv[++*i];
+    return 0;
+}
+
+int imb_cli_parse(int argc, char **argv, imb_cli *cli, char *err, size_t errn) {
+    static const char *const cmds[] = { "train", "eval", "prepare", "list", "demo", NULL };
+    memset(cli, 0, sizeof *cli);
+    cli->cmd = "train";
+    cli->device = "cpu";
+    cli->precision = "fp32";
+    cli->out_dir = "runs";
+    cli->seed = -1;
+    int i = 1;
+    if (argc > 1 && argv[1][0] != '-' && !strchr(argv[1], '=')) {
+        for (int k = 0; cmds[k]; k++)
+            if (!strcmp(argv[1], cmds[k])) cli->cmd = cmds[k];
+        if (strcmp(cli->cmd, argv[1])) {
+            snprintf(err, errn, "unknown command '%s'; valid: train eval prepare list demo", argv[1]);
+            return -1;
+        }
+        i = 2;
+    }
+    for (; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return 1;
+        if (!strcmp(a, "--task")) { if (need_value(argc, argv, &i, &cli->task, err, errn)) return -1; }
+        else if (!strcmp(a, "--backbone")) { if (need_value(argc, argv, &i, &cli->backbone, err, errn)) return -1; }
+        else if (!strcmp(a, "--data")) { if (need_value(argc, argv, &i, &cli->data, err, errn)) return -1; }
+        else if (!strcmp(a, "--protocol")) { if (need_value(argc, argv, &i, &cli->protocol, err, errn)) return -1; }
+        else if (!strcmp(a, "--checkpoint")) { if (need_value(argc, argv, &i, &cli->checkpoint, err, errn)) return -1; }
+        else if (!strcmp(a, "--device")) { if (need_value(argc, argv, &i, &cli->device, err, errn)) return -1; }
+        else if (!strcmp(a, "--precision")) { if (need_value(argc, argv, &i, &cli->precision, err, errn)) return -1; }
+        else if (!strcmp(a, "--out")) { if (need_value(argc, argv, &i, &cli->out_dir, err, errn)) return -1; }
+        else if (!strcmp(a, "--seed") || !strcmp(a, "--threads")) {
+            if (need_value(argc, argv, &i, &v, err, errn)) return -1;
+            char *end;
+            long long n = strtoll(v, &end, 10);
+            if (!*v || *end || n < 0 || (a[2] == 't' && (n < 1 || n > 256))) {
+                snprintf(err, errn, "%s %s: expected a non-negative integer%s", a, v, a[2] == 't' ? " in [1, 256]" : "");
+                return -1;
+            }
+            if (a[2] == 's') cli->seed = n;
+            else cli->threads = (int)n;
+        }
+        else if (!strcmp(a, "--synth")) cli->synth = 1;
+        else if (!strcmp(a, "--resume")) cli->resume = 1;
+        else if (!strcmp(a, "--deterministic")) cli->deterministic = 1;
+        else if (a[0] != '-' && strchr(a, '=') && a[0] != '=') {
+            const char *eq = strchr(a, '='), *dot = strchr(a, '.');
+            int proto = dot && dot < eq;
+            int *n = proto ? &cli->nproto : &cli->nbackbone;
+            if (*n == IMB_CLI_MAX_KV) { snprintf(err, errn, "too many key=value arguments"); return -1; }
+            (proto ? cli->proto_kv : cli->backbone_kv)[(*n)++] = a;
+        } else {
+            snprintf(err, errn, "unknown argument '%s' (see --help)", a);
+            return -1;
+        }
+    }
+    if (strcmp(cli->device, "cpu") && strcmp(cli->device, "cuda")) {
+        snprintf(err, errn, "--device %s: valid: cpu cuda", cli->device);
+        return -1;
+    }
+    if (strcmp(cli->precision, "fp32") && strcmp(cli->precision, "bf16")) {
+        snprintf(err, errn, "--precision %s: valid: fp32 bf16", cli->precision);
+        return -1;
+    }
+    return 0;
+}

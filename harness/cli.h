@@ -1,0 +1,20 @@
+/* Command-line parsing for the harness program. */
+#ifndef IMB_CLI_H
+#define IMB_CLI_H
+#include <stdio.h>
+
+#define IMB_CLI_MAX_KV 64
+
+typedef struct imb_cli {
+    const char *cmd;          /* train (default), list, prepare, eval, demo */
+    const char *task, *backbone, *data, *protocol, *checkpoint, *device, *precision, *out_dir;
+    int synth, resume, deterministic, threads;
+    long long seed;           /* -1: the protocol's */
+    int nproto, nbackbone;    /* "section.key=value" protocol overrides; "key=value" backbone options */
+    const char *proto_kv[IMB_CLI_MAX_KV], *backbone_kv[IMB_CLI_MAX_KV];
+} imb_cli;
+
+/* 0 ok, 1 help printed, -1 error (message in err) */
+int imb_cli_parse(int argc, char **argv, imb_cli *cli, char *err, size_t errn);
+void imb_cli_help(FILE *f);
+#endif
