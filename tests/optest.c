@@ -9,7 +9,7 @@
 
 #define FD_SAMPLES 48
 
-static const op_case *const tables[] = { optest_core };
+static const op_case *const tables[] = { optest_core, optest_shape };
 
 int optest_count(void) {
     int n = 0;

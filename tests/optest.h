@@ -43,6 +43,7 @@ int optest_parity(const op_case *c, double tol, optest_result *r);
 
 /* Every family's table ends with a zero entry; optest.c lists the tables. */
 extern const op_case optest_core[];
+extern const op_case optest_shape[];
 
 int optest_count(void);
 const op_case *optest_case(int i);
