@@ -15,4 +15,13 @@ int imb_split(imb_ctx *ctx, imb_tensor *x, int dim, int n, const int64_t *sizes,
 /* x.narrow(dim, start, len) as a copy */
 imb_tensor *imb_slice(imb_ctx *ctx, imb_tensor *x, int dim, int64_t start, int64_t len);
 imb_tensor *imb_copy(imb_ctx *ctx, imb_tensor *x);
+
+/* Raw kernels. Concat, split, slice and copy are all one strided block copy: rows blocks of
+ * n contiguous floats, src block r at src + r * src_ld, dst block r at dst + r * dst_ld;
+ * acc=0 overwrites dst, acc=1 adds into it (the backward). */
+void imb_block_copy_cpu(float *dst, int64_t dst_ld, const float *src, int64_t src_ld, int64_t rows, int64_t n,
+                        int acc);
+/* x [xshape] (ndim <= 4), out [xshape[perm[0]], ...]; backward adds dout into dx. */
+void imb_permute_fwd_cpu(float *out, const float *x, int ndim, const int64_t *xshape, const int *perm);
+void imb_permute_bwd_cpu(float *dx, const float *dout, int ndim, const int64_t *xshape, const int *perm);
 #endif

@@ -48,6 +48,7 @@ int optest_parity(const op_case *c, double tol, optest_result *r);
 extern const op_case optest_core[];
 extern const op_case optest_nn[];
 extern const op_case optest_model[];
+extern const op_case optest_shape[];
 
 int optest_count(void);
 const op_case *optest_case(int i);
