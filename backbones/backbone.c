@@ -109,7 +109,7 @@ int imb_backbone_parse(const char *spec, imb_backbone_cfg *cfg, char *err, size_
             if (!strcmp(m->presets[k], preset)) {
                 found = m;
                 snprintf(cfg->mixer, sizeof cfg->mixer, "%s", m->name);
-                snprintf(cfg->preset, sizeof cfg->preset, "%s", preset);
+                snprintf(cfg->preset, sizeof cfg->preset, "%.31s", m->presets[k]);
                 if (m->preset(preset, cfg)) { snprintf(err, errn, "backbone %s: bad preset table", preset); return -1; }
             }
     }
