@@ -28,6 +28,7 @@ void imb_cli_help(FILE *f) {
 "  --seed N          override the protocol's seed (recorded; marks the run off-protocol if pinned)\n"
 "  --threads N       loader threads (default: the protocol's)\n"
 "  --deterministic   no atomics in reductions\n"
+"  --stop-after N    stop after step N as if the run were killed (for resume tests)\n"
 "  -h, --help        this text\n"
 "\n"
 "key=value arguments: 'section.key=value' overrides a protocol key (e.g. train.lr=1e-3; a pinned\n"
@@ -73,6 +74,12 @@ int imb_cli_parse(int argc, char **argv, imb_cli *cli, char *err, size_t errn) {
         else if (!strcmp(a, "--device")) { if (need_value(argc, argv, &i, &cli->device, err, errn)) return -1; }
         else if (!strcmp(a, "--precision")) { if (need_value(argc, argv, &i, &cli->precision, err, errn)) return -1; }
         else if (!strcmp(a, "--out")) { if (need_value(argc, argv, &i, &cli->out_dir, err, errn)) return -1; }
+        else if (!strcmp(a, "--stop-after")) {
+            if (need_value(argc, argv, &i, &v, err, errn)) return -1;
+            char *end;
+            cli->stop_after = strtoll(v, &end, 10);
+            if (!*v || *end || cli->stop_after < 1) { snprintf(err, errn, "--stop-after %s: expected a step count >= 1", v); return -1; }
+        }
         else if (!strcmp(a, "--seed") || !strcmp(a, "--threads")) {
             if (need_value(argc, argv, &i, &v, err, errn)) return -1;
             char *end;

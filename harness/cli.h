@@ -9,6 +9,7 @@ typedef struct imb_cli {
     const char *cmd;          /* train (default), list, prepare, eval, demo */
     const char *task, *backbone, *data, *protocol, *checkpoint, *device, *precision, *out_dir;
     int synth, resume, deterministic, threads;
+    long long stop_after;     /* testing: stop after this many steps as if killed (0: never) */
     long long seed;           /* -1: the protocol's */
     int nproto, nbackbone;    /* "section.key=value" protocol overrides; "key=value" backbone options */
     const char *proto_kv[IMB_CLI_MAX_KV], *backbone_kv[IMB_CLI_MAX_KV];

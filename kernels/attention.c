@@ -42,6 +42,7 @@ imb_tensor *imb_attention(imb_ctx *ctx, imb_tensor *q, imb_tensor *k, imb_tensor
     if (!out || !P) return NULL;
     IMB_RUN_CPU(ctx, op, imb_attention_fwd, imb_f32(out), P, imb_f32(q), imb_f32(k), imb_f32(v),
                 key_mask ? imb_f32(key_mask) : NULL, B, H, Lq, Lk, Dh, causal != 0, scale);
+    ctx->flops += 4.0 * (double)(B * H * Lq * Lk * Dh);   /* QKᵀ and PV */
     if (out->grad) {
         attn_saved *s = imb_tape_push(ctx, op, attention_backward, sizeof *s);
         if (!s) return NULL;

@@ -48,6 +48,7 @@ imb_tensor *imb_patch_embed(imb_ctx *ctx, imb_tensor *x, imb_tensor *w, imb_tens
     float *cols = imb_scratch(ctx, sizeof(float) * (size_t)(g.B * g.Ho * g.Wo * g.Cin * g.kh * g.kw));
     if (!cols) return NULL;
     IMB_RUN_CPU(ctx, op, imb_patch_embed_fwd, &g, imb_f32(out), cols, imb_f32(x), imb_f32(w), b ? imb_f32(b) : NULL);
+    ctx->flops += 2.0 * (double)(g.B * g.Ho * g.Wo) * (double)g.Cout * (double)(g.Cin * g.kh * g.kw);
     if (out->grad) {
         pe_saved *s = imb_tape_push(ctx, op, patch_embed_backward, sizeof *s);
         if (!s) return NULL;

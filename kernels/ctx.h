@@ -50,6 +50,7 @@ typedef struct imb_ctx {
     uint64_t seed;
     uint64_t step;       /* bumps every imb_step_begin; a stream for per-step randomness */
     int deterministic;
+    double flops;        /* forward FLOPs of GEMM-like ops since the caller last zeroed it */
     int err;
     char errmsg[1024];
     void *cuda;          /* backend state (stream, BLAS handles) when device == IMB_CUDA */

@@ -66,6 +66,7 @@ imb_tensor *imb_matmul(imb_ctx *ctx, imb_tensor *a, imb_tensor *b, imb_tensor *b
     int64_t gb = batch, gM = M;
     if (!sb && !ta) { gM = batch * M; gb = 1; }
     gemm(ctx, ta, tb, gM, N, K, 1.0f, imb_f32(a), imb_f32(b), 0.0f, imb_f32(c), gb, M * K, sb, gM * N);
+    ctx->flops += 2.0 * (double)gb * (double)gM * (double)N * (double)K;
     if (bias) IMB_RUN_CPU(ctx, op, imb_bias_add, imb_f32(c), imb_f32(bias), batch * M, N);
     if (c->grad) {
         mm_saved *s = imb_tape_push(ctx, op, matmul_backward, sizeof *s);
