@@ -1,25 +1,90 @@
-/* harness: the imbench command line. */
+/* harness: the imbench command line (train, eval, prepare, list, demo). */
+#include "backbone.h"
+#include "cli.h"
 #include "demo.h"
+#include "prepare.h"
+#include "protocol.h"
+#include "registry.h"
+#include "train.h"
 #include <stdio.h>
 #include <string.h>
 
-int main(int argc, char **argv) {
-    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: harness            train the embedded demo (two-spirals MLP) and print its metrics\n");
-        return 0;
-    }
-    if (argc > 1) {
-        fprintf(stderr, "harness: error: unknown argument '%s' (try --help)\n", argv[1]);
-        return 2;
-    }
+static int fail(const char *msg) {
+    fprintf(stderr, "harness: error: %s\n", msg);
+    return 1;
+}
+
+static int cmd_list(void) {
+    char names[2048];
+    printf("tasks:\n");
+    imb_task_list(stdout);
+    printf("\nbackbones (--backbone PRESET[:key=value,...]):\n");
+    imb_backbone_list(stdout);
+    imb_protocol_list(names, sizeof names);
+    printf("\nprotocols: %s\n\nprotocol keys (override with section.key=value):\n", names);
+    imb_protocol_print_keys(stdout);
+    return 0;
+}
+
+static int cmd_demo(void) {
     imb_demo_cfg cfg = imb_demo_defaults();
     double acc, loss;
     char err[512];
-    if (imb_demo_mlp(&cfg, &acc, &loss, stdout, err, sizeof err)) {
-        fprintf(stderr, "harness: error: %s\n", err);
-        return 1;
-    }
+    if (imb_demo_mlp(&cfg, &acc, &loss, stdout, err, sizeof err)) return fail(err);
     printf("\n| task | model | steps | final loss | accuracy |\n|---|---|---|---|---|\n");
     printf("| spirals (embedded) | mlp-%d | %d | %.4f | %.2f%% |\n", cfg.hidden, cfg.steps, loss, 100 * acc);
     return 0;
+}
+
+/* the task's protocol with the CLI's overrides applied */
+static imb_protocol *open_protocol(const imb_cli *cli, const imb_task_def *task, char *err, size_t errn) {
+    imb_protocol *p = imb_protocol_open(cli->protocol ? cli->protocol : task->name, err, errn);
+    if (!p) return NULL;
+    for (int i = 0; i < cli->nproto; i++)
+        if (imb_protocol_override(p, cli->proto_kv[i], err, errn)) goto bad;
+    if (cli->seed >= 0) {
+        char kv[64];
+        snprintf(kv, sizeof kv, "train.seed=%lld", cli->seed);
+        if (imb_protocol_override(p, kv, err, errn)) goto bad;
+    }
+    if (imb_protocol_check(p, err, errn)) goto bad;
+    return p;
+bad:
+    imb_protocol_free(p);
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    imb_cli cli;
+    char err[2048];
+    int rc = imb_cli_parse(argc, argv, &cli, err, sizeof err);
+    if (rc == 1) { imb_cli_help(stdout); return 0; }
+    if (rc) return fail(err);
+    if (!strcmp(cli.cmd, "list")) return cmd_list();
+    if (!strcmp(cli.cmd, "demo")) return cmd_demo();
+    if (!cli.task) return fail("--task is required (harness list shows the tasks)");
+    const imb_task_def *task = imb_task_find(cli.task);
+    if (!task) { imb_task_unknown(cli.task, err, sizeof err); return fail(err); }
+    imb_protocol *p = open_protocol(&cli, task, err, sizeof err);
+    if (!p) return fail(err);
+    if (!strcmp(cli.cmd, "prepare")) {
+        if (!cli.data) { imb_protocol_free(p); return fail("prepare needs --data DIR"); }
+        const char *splits[2] = { p->data.train_split[0] ? p->data.train_split : task->train_split,
+                                  p->data.val_split[0] ? p->data.val_split : task->val_split };
+        for (int i = 0; i < 2; i++) {
+            imb_shard s;
+            if (imb_prepare_split(task, cli.data, splits[i], (int)p->data.store_size, &s, stdout, err, sizeof err)) {
+                imb_protocol_free(p);
+                return fail(err);
+            }
+            printf("%s %s: %d samples, %d classes in %s\n", task->name, splits[i], s.n, s.nclasses, s.path);
+            imb_shard_close(&s);
+        }
+        imb_protocol_free(p);
+        return 0;
+    }
+    if (!cli.backbone) { imb_protocol_free(p); return fail("--backbone is required (harness list shows them)"); }
+    rc = imb_run_imagecls(&cli, task, p, err, sizeof err);
+    imb_protocol_free(p);
+    return rc ? fail(err) : 0;
 }
