@@ -19,7 +19,7 @@ void imb_samples_free(imb_sample_list *s);
 /* split: "train", "val" (Food-11: "training"/"validation"/"evaluation" also accepted as
  * train/val/test; Food-101: "train"/"test"). Every reader fails with "<path>: <what>" on a
  * missing folder or file, an empty split, a bad label file or header. */
-/* ImageNet layout: <root>/<split>/<wnid>/*.{JPEG,jpg,jpeg,png}; a flat <root>/val/ with
+/* ImageNet layout: <root>/<split>/<wnid>/<image>.{JPEG,jpg,jpeg,png}; a flat <root>/val/ with
  * LOC_val_solution.csv (ImageId,PredictionString) or a "<file> <label>" val label file is
  * also accepted. Class order: sorted folder names of the train split. */
 int imb_read_imagenet(const char *root, const char *split, imb_sample_list *out, char *err, size_t errn);
