@@ -420,11 +420,15 @@ int imb_ckpt_load(imb_ctx *ctx, const char *path, imb_ckpt_meta *meta_out, int l
         }
     }
     qsort(order, (size_t)ne, sizeof *order, cmp_begin);
-    for (int i = 1; i < ne; i++)
-        if (order[i]->begin < order[i - 1]->end && order[i]->begin != order[i]->end) {
-            snprintf(why, sizeof why, "tensors '%s' and '%s' overlap in the data", order[i - 1]->name, order[i]->name);
+    /* against the furthest end so far, so an empty tensor in between hides nothing */
+    for (int i = 0, last = -1; i < ne; i++) {
+        if (order[i]->begin == order[i]->end) continue;
+        if (last >= 0 && order[i]->begin < order[last]->end) {
+            snprintf(why, sizeof why, "tensors '%s' and '%s' overlap in the data", order[last]->name, order[i]->name);
             goto fail;
         }
+        if (last < 0 || order[i]->end > order[last]->end) last = i;
+    }
     int passes = load_optim ? 3 : 1;
     for (int w = 0; w < passes; w++)
         for (int i = 0; i < ps->n; i++) {

@@ -672,6 +672,13 @@ START_TEST(checkpoint_bad_files_are_errors) {
                       24);
     ck_assert_int_eq(imb_ckpt_load(b, bad, NULL, 0, err, sizeof err), -1);
     ASSERT_HAS(err, "overlap");
+    write_with_header(bad,
+                      "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+                      "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]},"
+                      "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}",
+                      16);
+    ck_assert_int_eq(imb_ckpt_load(b, bad, NULL, 0, err, sizeof err), -1);
+    ASSERT_HAS(err, "tensors 'a' and 'b' overlap");
     write_with_header(bad, "{\"head.weight\":{\"dtype\":\"F16\",\"shape\":[3,4],\"data_offsets\":[0,24]}}", 24);
     ck_assert_int_eq(imb_ckpt_load(b, bad, NULL, 0, err, sizeof err), -1);
     ASSERT_HAS(err, "tensor 'blocks.0.attn.qkv.weight' missing");
