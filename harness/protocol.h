@@ -10,7 +10,7 @@
  * The protocol hash is FNV-1a 64 over the canonical text of the effective recipe:
  * one "section.key=value\n" line per key of [train], [data] and [model] that has a
  * value (given, or defaulted), sorted by key name, except execution settings that
- * cannot change results (data.loader_threads), with numbers in their shortest
+ * cannot change results (data.loader_threads, train.ckpt_interval), with numbers in their shortest
  * round-trip form, whole numbers without exponent (so "1e-3" and "0.001" hash alike,
  * and so do a key left out and the same key given at its default). [protocol] (name, description, pinned) labels the
  * recipe and is not hashed. Printed as 16 lowercase hex digits. */
@@ -54,15 +54,17 @@ typedef struct imb_protocol {
         int64_t epochs, steps;                          /* one of the two */
         int64_t batch;
         double label_smoothing, clip_grad;
-        int64_t seed, eval_interval;
+        int64_t seed, eval_interval, ckpt_interval;
     } train;
     struct {
-        char dataset[32], train_split[32], val_split[32];
+        char train_split[32], val_split[32];   /* "": the task's own split names */
         int64_t input_size, channels;
         double crop_pct;
         int64_t augment;
         imb_floats mean, std;
         int64_t patch_size, loader_threads;
+        int64_t store_size;                    /* shard cache shorter-side cap; 0: original sizes */
+        int64_t synth_train, synth_val;        /* sizes of the generated dataset (--synth) */
     } data;
     struct {
         char preset[64];

@@ -88,6 +88,7 @@ START_TEST(protocol_shipped_files_load) {
     /* defaults fill what the file leaves out */
     ck_assert_double_eq_tol(p->train.beta2, 0.999, 1e-12);
     ck_assert_int_eq(p->data.mean.n, 3);
+    ck_assert_str_eq(p->data.val_split, "");   /* the task's own split */
     imb_protocol_free(p);
 
     ck_assert_ptr_null(imb_protocol_open("no-such-protocol", err, sizeof err));
@@ -200,7 +201,7 @@ START_TEST(protocol_overrides_and_off_protocol) {
     ASSERT_HAS(err, "unknown key 'lrr' in [train]; valid keys: optimizer, schedule, lr, min_lr");
     ASSERT_HAS(err, "eval_interval");
     ck_assert_int_eq(imb_protocol_override(p, "data.size=1", err, sizeof err), -1);
-    ASSERT_HAS(err, "valid keys: dataset, train_split, val_split, input_size");
+    ASSERT_HAS(err, "valid keys: train_split, val_split, input_size");
     ck_assert_int_eq(imb_protocol_override(p, "nosuchkey=1", err, sizeof err), -1);
     ASSERT_HAS(err, "unknown key 'nosuchkey'; valid keys: train.optimizer");
     ck_assert_int_eq(imb_protocol_override(p, "optim.lr=1", err, sizeof err), -1);
@@ -243,6 +244,7 @@ START_TEST(protocol_hash) {
     ck_assert_str_eq(h1, h2);
     /* execution settings are not part of the recipe */
     ck_assert(!imb_protocol_override(b, "data.loader_threads=8", err, sizeof err));
+    ck_assert(!imb_protocol_override(b, "train.ckpt_interval=50", err, sizeof err));
     imb_protocol_hash(b, h2);
     ck_assert_str_eq(h1, h2);
 
