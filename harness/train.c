@@ -137,10 +137,15 @@ static int setup(run *r, char *err, size_t errn) {
     r->x = malloc(sizeof *r->x * per * (size_t)r->batch);
     r->y = malloc(sizeof *r->y * (size_t)r->batch);
     if (!r->x || !r->y) { snprintf(err, errn, "out of host memory"); return -1; }
-    snprintf(r->ckpt, sizeof r->ckpt, "%s", r->cli->checkpoint ? r->cli->checkpoint : "");
-    if (!r->ckpt[0]) snprintf(r->ckpt, sizeof r->ckpt, "%s/%s-%s.safetensors", r->cli->out_dir, r->task->name, r->bcfg.preset);
-    snprintf(r->losses, sizeof r->losses, "%s.losses", r->ckpt);
-    snprintf(r->records, sizeof r->records, "%s/runs.jsonl", r->cli->out_dir);
+    int n1 = r->cli->checkpoint ? snprintf(r->ckpt, sizeof r->ckpt, "%s", r->cli->checkpoint)
+                                : snprintf(r->ckpt, sizeof r->ckpt, "%s/%s-%s.safetensors", r->cli->out_dir,
+                                           r->task->name, r->bcfg.preset);
+    int n2 = snprintf(r->losses, sizeof r->losses, "%s.losses", r->ckpt);
+    int n3 = snprintf(r->records, sizeof r->records, "%s/runs.jsonl", r->cli->out_dir);
+    if (n1 >= (int)sizeof r->ckpt || n2 >= (int)sizeof r->losses || n3 >= (int)sizeof r->records) {
+        snprintf(err, errn, "%s: path too long", r->cli->out_dir);
+        return -1;
+    }
     return mkdirs(r->cli->out_dir, err, errn);
 }
 
