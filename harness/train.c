@@ -119,6 +119,10 @@ static int setup(run *r, char *err, size_t errn) {
     transform_opts(p, 0, &r->teval);
     r->batch = (int)p->train.batch;
     int threads = r->cli->threads ? r->cli->threads : (int)p->data.loader_threads;
+    if (threads < 1) {   /* 0: one loader thread per online core, at most 8 */
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n < 1 ? 1 : n > 8 ? 8 : (int)n;
+    }
     uint64_t seed = r->cli->seed >= 0 ? (uint64_t)r->cli->seed : (uint64_t)p->train.seed;
     r->train = imb_loader_new(&r->train_shard, &r->ttrain, r->batch, 1, 1, seed, threads, err, errn);
     if (!r->train) return -1;
@@ -309,7 +313,9 @@ int imb_run_imagecls(const imb_cli *cli, const imb_task_def *task, imb_protocol 
                          (long long)step, last_good >= 0 || cli->resume ? r.ckpt : "(none written yet)");
                 break;
             }
-            float lr = imb_lr_cosine(step, total, warm, (float)p->train.lr, (float)p->train.min_lr);
+            float lr = !strcmp(p->train.schedule, "constant")
+                           ? imb_lr_cosine(step < warm ? step : warm, warm + 1, warm, (float)p->train.lr, (float)p->train.lr)
+                           : imb_lr_cosine(step, total, warm, (float)p->train.lr, (float)p->train.min_lr);
             if (imb_adamw_step(r.ctx, &opt, lr)) { snprintf(err, errn, "step %lld: %s", (long long)step, imb_error(r.ctx)); break; }
             train_time += now() - ts;
             trained += count;
