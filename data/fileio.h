@@ -15,6 +15,8 @@ int imb_file_read(const char *path, uint8_t **buf, size_t *n, char *err, size_t 
 int imb_file_write(const char *path, const void *buf, size_t n, char *err, size_t errn);
 /* mkdir -p */
 int imb_mkdirs(const char *path, char *err, size_t errn);
+/* fsync the directory holding path (after a rename, so the new name is durable); 0 or -1 */
+int imb_fsync_dir_of(const char *path);
 int imb_is_dir(const char *path);
 int imb_is_file(const char *path);
 

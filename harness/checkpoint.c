@@ -1,5 +1,6 @@
 /* Checkpoints: safetensors save (atomic: temp file, fsync, rename) and validated load. */
 #include "checkpoint.h"
+#include "fileio.h"
 #include "mem.h"
 #include "record.h"
 #include <errno.h>
@@ -103,20 +104,6 @@ static char *build_header(imb_ctx *ctx, const imb_ckpt_meta *meta, size_t *len, 
     return out;
 }
 
-static int fsync_dir(const char *path) {
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash) strcpy(dir, ".");
-    else if (slash == path) strcpy(dir, "/");
-    else if ((size_t)(slash - path) < sizeof dir) { memcpy(dir, path, (size_t)(slash - path)); dir[slash - path] = 0; }
-    else return -1;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 int imb_ckpt_save(imb_ctx *ctx, const char *path, const imb_ckpt_meta *meta, char *err, size_t errn) {
     imb_params *ps = &ctx->params;
     char why[512] = "";
@@ -164,7 +151,7 @@ int imb_ckpt_save(imb_ctx *ctx, const char *path, const imb_ckpt_meta *meta, cha
     if (rename(tmp, path)) { snprintf(why, sizeof why, "rename from %s failed: %s", tmp, strerror(errno)); goto fail; }
     free(tmp);
     tmp = NULL;
-    if (fsync_dir(path)) { snprintf(why, sizeof why, "fsync of the directory failed: %s", strerror(errno)); goto fail; }
+    if (imb_fsync_dir_of(path)) { snprintf(why, sizeof why, "fsync of the directory failed: %s", strerror(errno)); goto fail; }
     free(host);
     free(header);
     return 0;

@@ -1,5 +1,6 @@
 /* Run records: building, JSONL append (one write per line) and reading back, with jansson. */
 #include "record.h"
+#include "fileio.h"
 #include "imb_commit.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -215,20 +216,6 @@ char *imb_record_to_json(const imb_record *r, char *err, size_t errn) {
     return s;
 }
 
-static int fsync_dir_of(const char *path) {
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash) strcpy(dir, ".");
-    else if (slash == path) strcpy(dir, "/");
-    else if ((size_t)(slash - path) < sizeof dir) { memcpy(dir, path, (size_t)(slash - path)); dir[slash - path] = 0; }
-    else return -1;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 int imb_record_append(const imb_record *r, const char *path, char *err, size_t errn) {
     char *json = imb_record_to_json(r, err, errn);
     if (!json) return -1;
@@ -279,7 +266,7 @@ int imb_record_append(const imb_record *r, const char *path, char *err, size_t e
         return -1;
     }
     if (close(fd)) { snprintf(err, errn, "%s: close failed: %s", path, strerror(errno)); return -1; }
-    if (created && fsync_dir_of(path)) { snprintf(err, errn, "%s: fsync of its directory failed", path); return -1; }
+    if (created && imb_fsync_dir_of(path)) { snprintf(err, errn, "%s: fsync of its directory failed", path); return -1; }
     return 0;
 }
 
