@@ -73,7 +73,7 @@ START_TEST(protocol_shipped_files_load) {
     ck_assert_int_eq(imb_protocol_is_set(p, "train.epochs"), 1);
     ck_assert_int_eq(imb_protocol_is_set(p, "train.steps"), 0);
     ck_assert_int_eq(imb_protocol_total_steps(p, 469), p->train.epochs * 469);
-    ck_assert_int_eq(imb_protocol_warmup_steps(p, 469), p->train.warmup_steps);
+    ck_assert_int_eq(imb_protocol_warmup_steps(p, 469), (int64_t)(p->train.warmup_epochs * 469 + 0.5));   /* warmup in epochs */
     ck_assert_int_eq(p->is_pinned[imb_protocol_key_find("train.lr") - imb_protocol_key(0)], 1);
     ck_assert_int_eq(p->is_pinned[imb_protocol_key_find("train.weight_decay") - imb_protocol_key(0)], 0);
     ck_assert_int_eq(p->off_protocol, 0);
