@@ -62,11 +62,11 @@ START_TEST(protocol_shipped_files_load) {
     ck_assert_msg(p != NULL, "%s", err);
     ck_assert_str_eq(p->name, "mnist");
     ck_assert_str_eq(p->train.optimizer, "adamw");
-    ck_assert_double_eq_tol(p->train.lr, 1e-3, 1e-12);
+    ck_assert_double_eq_tol(p->train.lr, 2e-3, 1e-12);
     ck_assert_int_eq(p->train.batch, 128);
     ck_assert_int_eq(p->data.input_size, 28);
     ck_assert_int_eq(p->data.channels, 1);
-    ck_assert_int_eq(p->data.patch_size, 4);
+    ck_assert_int_eq(p->data.patch_size, 7);
     ck_assert_int_eq(p->data.mean.n, 1);
     ck_assert_double_eq_tol(p->data.mean.v[0], 0.1307, 1e-12);
     ck_assert_double_eq_tol(p->data.std.v[0], 0.3081, 1e-12);
