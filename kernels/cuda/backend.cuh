@@ -14,8 +14,11 @@
 // Threads per block for pointwise kernels and row reductions.
 #define IMB_THREADS 256
 // Grid-stride loops cap the grid here: enough blocks to fill any current GPU many times over,
-// and far below the 2^31-1 limit of gridDim.x.
+// and far below the 2^31-1 limit of gridDim.x. (A test build may lower it so that small
+// tensors take the loops' later iterations too.)
+#ifndef IMB_MAX_BLOCKS
 #define IMB_MAX_BLOCKS 65536
+#endif
 
 struct imb_cuda_state {
     int device;

@@ -34,7 +34,7 @@ __device__ __forceinline__ void compare_swap(uint64_t *a, uint64_t *b, bool up) 
 }
 
 // stages k = 2 .. SORT_TILE of the network, each block on its own tile
-__global__ static void sort_tiles(uint64_t *key) {
+__global__ static void __launch_bounds__(SORT_TILE) sort_tiles(uint64_t *key) {
     __shared__ uint64_t s[SORT_TILE];
     int64_t base = blockIdx.x * (int64_t)SORT_TILE;
     int t = threadIdx.x;
@@ -58,7 +58,7 @@ __global__ static void merge_global(uint64_t *key, int64_t n2, int64_t k, int64_
 }
 
 // the strides j < SORT_TILE of stage k > SORT_TILE: the partners share a tile
-__global__ static void merge_tiles(uint64_t *key, int64_t k) {
+__global__ static void __launch_bounds__(SORT_TILE) merge_tiles(uint64_t *key, int64_t k) {
     __shared__ uint64_t s[SORT_TILE];
     int64_t base = blockIdx.x * (int64_t)SORT_TILE;
     int t = threadIdx.x;

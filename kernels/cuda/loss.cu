@@ -42,7 +42,7 @@ __global__ static void xent_bwd(float *dlogits, const float *prob, const int32_t
 }
 
 // One block, a fixed order: the loss is bit-identical run to run.
-__global__ static void sum_kernel(float *out, const float *x, int64_t n, float scale) {
+__global__ static void __launch_bounds__(1024) sum_kernel(float *out, const float *x, int64_t n, float scale) {
     double s = 0;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) s += x[i];
     s = imb_block_sum(s);
@@ -53,7 +53,7 @@ extern "C" {
 void imb_xent_fwd_cuda(float *rowloss, float *prob, const float *logits, const int32_t *labels, int64_t N, int64_t C,
                        float smoothing) {
     if (N <= 0 || C <= 0) return;
-    IMB_LAUNCH(xent_fwd, imb_blocks(N, 1), IMB_THREADS, 0, rowloss, prob, logits, labels, N, C, smoothing);
+    IMB_LAUNCH(xent_fwd, imb_blocks(N, 1), imb_row_threads(C), 0, rowloss, prob, logits, labels, N, C, smoothing);
 }
 
 void imb_xent_bwd_cuda(float *dlogits, const float *prob, const int32_t *labels, int64_t N, int64_t C,

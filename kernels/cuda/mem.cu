@@ -21,10 +21,7 @@ int imb_cuda_device_count(void) {
 
 int imb_cuda_alloc(void **p, size_t bytes, char *err, size_t errn) {
     *p = NULL;
-    if (!imb_cuda_get()) {
-        if (err) snprintf(err, errn, "%s", imb_cuda_last_error());
-        return -1;
-    }
+    if (imb_cuda_init(err, errn)) return -1;   // the first use may be an allocation
     cudaError_t e = cudaMalloc(p, bytes);
     if (e != cudaSuccess) {
         cudaGetLastError();   // reported through err; the sticky error stays for kernel failures

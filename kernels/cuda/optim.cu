@@ -34,7 +34,7 @@ __global__ static void sumsq_partial(double *part, const float *x, int64_t n, in
     }
 }
 
-__global__ static void sumsq_final(double *out, const double *part, int64_t nchunks) {
+__global__ static void __launch_bounds__(1024) sumsq_final(double *out, const double *part, int64_t nchunks) {
     double s = 0;
     for (int64_t b = threadIdx.x; b < nchunks; b += blockDim.x) s += part[b];
     s = imb_block_sum(s);
