@@ -7,8 +7,7 @@ typedef struct { imb_tensor *x, *out; imb_act_kind kind; } act_saved;
 
 static void act_backward(imb_ctx *ctx, void *p) {
     act_saved *s = p;
-    IMB_RUN(ctx, imb_act_bwd, s->kind, imb_gradf(s->x), imb_f32(s->x), imb_gradf(s->out),
-            imb_numel(s->x));
+    IMB_RUN(ctx, imb_act_bwd, s->kind, imb_gradf(s->x), imb_f32(s->x), imb_gradf(s->out), imb_numel(s->x));
 }
 
 imb_tensor *imb_activation(imb_ctx *ctx, imb_tensor *x, imb_act_kind kind) {

@@ -20,8 +20,7 @@ static void add_backward(imb_ctx *ctx, void *p) {
 
 static void mul_backward(imb_ctx *ctx, void *p) {
     ew_saved *s = p;
-    IMB_RUN(ctx, imb_mul_bwd, imb_g(s->a), imb_g(s->b), imb_f32(s->a), imb_f32(s->b),
-            imb_gradf(s->out), s->n, s->nb);
+    IMB_RUN(ctx, imb_mul_bwd, imb_g(s->a), imb_g(s->b), imb_f32(s->a), imb_f32(s->b), imb_gradf(s->out), s->n, s->nb);
 }
 
 static imb_tensor *binary(imb_ctx *ctx, const char *op, imb_tensor *a, imb_tensor *b, int mul) {

@@ -19,8 +19,7 @@ static const char *position_str(const imb_tensor *t, int64_t i, char *buf, size_
 
 static void embedding_backward(imb_ctx *ctx, void *p) {
     emb_saved *s = p;
-    IMB_RUN(ctx, imb_embedding_bwd, imb_gradf(s->table), imb_gradf(s->out), imb_i32(s->ids), s->N,
-            s->V, s->C);
+    IMB_RUN(ctx, imb_embedding_bwd, imb_gradf(s->table), imb_gradf(s->out), imb_i32(s->ids), s->N, s->V, s->C);
 }
 
 imb_tensor *imb_embedding(imb_ctx *ctx, imb_tensor *table, imb_tensor *ids) {
