@@ -19,6 +19,8 @@ void imb_mul_bwd_cpu(float *da, float *db, const float *a, const float *b, const
 void imb_residual_fwd_cpu(float *out, const float *x, const float *y, const float *g, int64_t n, int64_t C);
 void imb_residual_bwd_cpu(float *dx, float *dy, float *dg, const float *y, const float *g, const float *dout,
                           int64_t n, int64_t C);
+/* db[j] += sum over rows i of x[i, j] * w[i, j] (w NULL: 1); x, w [rows, N] */
+void imb_colsum_cpu(float *db, const float *x, const float *w, int64_t rows, int64_t N);
 /* dst[i] = s * src[i] (acc=0) or dst[i] += s * src[i] (acc=1) */
 void imb_scale_cpu(float *dst, const float *src, float s, int64_t n, int acc);
 
