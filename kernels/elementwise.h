@@ -34,6 +34,7 @@ void imb_mul_bwd_cuda(float *da, float *db, const float *a, const float *b, cons
 void imb_residual_fwd_cuda(float *out, const float *x, const float *y, const float *g, int64_t n, int64_t C);
 void imb_residual_bwd_cuda(float *dx, float *dy, float *dg, const float *y, const float *g, const float *dout,
                            int64_t n, int64_t C);
+void imb_colsum_cuda(float *db, const float *x, const float *w, int64_t rows, int64_t N);
 void imb_scale_cuda(float *dst, const float *src, float s, int64_t n, int acc);
 #endif
 #endif

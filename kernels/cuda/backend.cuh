@@ -164,12 +164,4 @@ template <class F> void imb_colsum(F f, float *out, int64_t rows, int64_t cols) 
     IMB_LAUNCH(imb_colsum_partial<F>, grid, block, 0, f, part, rows, cols, per);
     IMB_LAUNCH(imb_colsum_final<F>, imb_blocks(cols, IMB_THREADS), IMB_THREADS, 0, f, out, part, cols, chunks);
 }
-
-// The plainest column sum: sum over rows of x[i * ld + j], written to out[j].
-struct imb_col_term {
-    const float *x;
-    int64_t ld;
-    __device__ double operator()(int64_t i, int64_t j) const { return x[i * ld + j]; }
-    __device__ int64_t out_index(int64_t j) const { return j; }
-};
 #endif

@@ -1,23 +1,20 @@
-// CUDA elementwise kernels: one thread per element; broadcast gradients by deterministic column sums.
+// CUDA elementwise kernels, one thread per element, and the deterministic column sum behind the
+// broadcast and bias gradients.
 #include "backend.cuh"
 extern "C" {
 #include "../elementwise.h"
 }
 
-// sum over rows r of dout[r*nb + j] * (w ? w[r*nb + j] : 1), into out[j] (the CPU's col_sum)
+// x[i, j] * (w ? w[i, j] : 1) for imb_colsum, in double as on the CPU
 struct weighted_col {
-    const float *dout, *w;
-    int64_t nb;
-    __device__ double operator()(int64_t r, int64_t j) const {
-        int64_t i = r * nb + j;
-        return (double)dout[i] * (w ? w[i] : 1.0f);
+    const float *x, *w;
+    int64_t N;
+    __device__ double operator()(int64_t i, int64_t j) const {
+        int64_t k = i * N + j;
+        return (double)x[k] * (w ? w[k] : 1.0f);
     }
     __device__ int64_t out_index(int64_t j) const { return j; }
 };
-
-static void col_sum(float *db, const float *dout, const float *w, int64_t n, int64_t nb) {
-    imb_colsum(weighted_col{ dout, w, nb }, db, n / nb, nb);
-}
 
 __global__ static void add_fwd(float *out, const float *a, const float *b, int64_t n, int64_t nb) {
     IMB_FOR(i, n) out[i] = a[i] + b[imb_mod(i, nb)];
@@ -42,6 +39,10 @@ __global__ static void scale_kernel(float *dst, const float *src, float s, int64
 }
 
 extern "C" {
+void imb_colsum_cuda(float *db, const float *x, const float *w, int64_t rows, int64_t N) {
+    imb_colsum(weighted_col{ x, w, N }, db, rows, N);
+}
+
 void imb_scale_cuda(float *dst, const float *src, float s, int64_t n, int acc) {
     if (n <= 0) return;
     IMB_LAUNCH(scale_kernel, imb_blocks(n, IMB_THREADS), IMB_THREADS, 0, dst, src, s, n, acc);
@@ -55,7 +56,7 @@ void imb_add_fwd_cuda(float *out, const float *a, const float *b, int64_t n, int
 void imb_add_bwd_cuda(float *da, float *db, const float *dout, int64_t n, int64_t nb) {
     if (n <= 0) return;
     if (da) imb_scale_cuda(da, dout, 1.0f, n, 1);
-    if (db) col_sum(db, dout, NULL, n, nb);
+    if (db) imb_colsum_cuda(db, dout, NULL, n / nb, nb);
 }
 
 void imb_mul_fwd_cuda(float *out, const float *a, const float *b, int64_t n, int64_t nb) {
@@ -66,7 +67,7 @@ void imb_mul_fwd_cuda(float *out, const float *a, const float *b, int64_t n, int
 void imb_mul_bwd_cuda(float *da, float *db, const float *a, const float *b, const float *dout, int64_t n, int64_t nb) {
     if (n <= 0) return;
     if (da) IMB_LAUNCH(mul_bwd_a, imb_blocks(n, IMB_THREADS), IMB_THREADS, 0, da, b, dout, n, nb);
-    if (db) col_sum(db, dout, a, n, nb);
+    if (db) imb_colsum_cuda(db, dout, a, n / nb, nb);
 }
 
 void imb_residual_fwd_cuda(float *out, const float *x, const float *y, const float *g, int64_t n, int64_t C) {
@@ -81,6 +82,6 @@ void imb_residual_bwd_cuda(float *dx, float *dy, float *dg, const float *y, cons
     // dy += g[i % C] * dout: mul_bwd_a with g as the broadcast operand (g NULL: plain add)
     if (dy && g) IMB_LAUNCH(mul_bwd_a, imb_blocks(n, IMB_THREADS), IMB_THREADS, 0, dy, g, dout, n, C);
     if (dy && !g) imb_scale_cuda(dy, dout, 1.0f, n, 1);
-    if (dg) col_sum(dg, dout, y, n, C);
+    if (dg) imb_colsum_cuda(dg, dout, y, n / C, C);
 }
 }

@@ -2,6 +2,7 @@
 #include "backend.cuh"
 #include <limits.h>
 extern "C" {
+#include "../elementwise.h"
 #include "../matmul.h"
 }
 
@@ -63,5 +64,5 @@ extern "C" void imb_bias_add_cuda(float *C, const float *bias, int64_t rows, int
 }
 
 extern "C" void imb_bias_grad_cuda(float *dbias, const float *dC, int64_t rows, int64_t N) {
-    imb_colsum(imb_col_term{ dC, N }, dbias, rows, N);
+    imb_colsum_cuda(dbias, dC, NULL, rows, N);
 }

@@ -2,6 +2,7 @@
 // the affine grads as deterministic column sums.
 #include "backend.cuh"
 extern "C" {
+#include "../elementwise.h"
 #include "../norm.h"
 }
 
@@ -65,15 +66,12 @@ __global__ static void norm_dx(float *dx, const float *dout, const float *x, con
     }
 }
 
-// dw[c] += sum_r dout[r,c] * xhat[r,c] (xhat = 1: db)
-struct affine_term {
+// dw[c] += sum_r dout[r,c] * xhat[r,c]
+struct weight_term {
     const float *dout, *x, *mean, *rstd;
     int64_t C;
-    int bias;
     __device__ double operator()(int64_t r, int64_t c) const {
-        double g = dout[r * C + c];
-        if (bias) return g;
-        return g * (((double)x[r * C + c] - (mean ? mean[r] : 0.0f)) * rstd[r]);
+        return (double)dout[r * C + c] * (((double)x[r * C + c] - (mean ? mean[r] : 0.0f)) * rstd[r]);
     }
     __device__ int64_t out_index(int64_t c) const { return c; }
 };
@@ -82,8 +80,8 @@ static void norm_bwd(float *dx, float *dw, float *db, const float *dout, const f
                      const float *mean, const float *rstd, int64_t rows, int64_t C) {
     if (rows <= 0 || C <= 0) return;
     if (dx) IMB_LAUNCH(norm_dx, imb_blocks(rows, 1), imb_row_threads(C), 0, dx, dout, x, w, mean, rstd, rows, C);
-    if (dw) imb_colsum(affine_term{ dout, x, mean, rstd, C, 0 }, dw, rows, C);
-    if (db) imb_colsum(affine_term{ dout, x, mean, rstd, C, 1 }, db, rows, C);
+    if (dw) imb_colsum(weight_term{ dout, x, mean, rstd, C }, dw, rows, C);
+    if (db) imb_colsum_cuda(db, dout, NULL, rows, C);
 }
 
 extern "C" {
