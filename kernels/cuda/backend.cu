@@ -142,6 +142,8 @@ cudaStream_t imb_cuda_stream(void) {
     return s ? s->stream : 0;
 }
 
+extern "C" void *imb_cuda_stream_handle(void) { return (void *)imb_cuda_stream(); }
+
 cublasHandle_t imb_cuda_blas(void) {
     imb_cuda_state *s = imb_cuda_get();
     return s ? s->blas : NULL;

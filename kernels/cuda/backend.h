@@ -14,6 +14,10 @@ extern "C" {
 int imb_cuda_init(char *err, size_t errn);
 /* The backend state (opaque to C; for ctx->cuda), NULL before a successful init. */
 void *imb_cuda_backend_ptr(void);
+/* The backend stream as an opaque cudaStream_t, for code that launches its own kernels with
+ * its own stream argument (starting the backend if needed; NULL, the legacy stream, if it
+ * cannot start). */
+void *imb_cuda_stream_handle(void);
 /* Releases the handles, stream and buffers; the next use re-creates them. Only for
  * programs that want a clean teardown (leak checkers): the OS frees them at exit anyway. */
 void imb_cuda_shutdown(void);
