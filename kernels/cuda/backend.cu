@@ -170,8 +170,6 @@ void *imb_cuda_scratch(size_t bytes) {
     return s->scratch;
 }
 
-extern "C" int imb_cuda_sync(void) { return IMB_CUDA_CHECK(cudaStreamSynchronize(imb_cuda_stream())) ? 0 : -1; }
-
 extern "C" const char *imb_cuda_poll(void) {
     if (ready.load(std::memory_order_acquire) && state.sync_each_op)
         IMB_CUDA_CHECK(cudaStreamSynchronize(state.stream));

@@ -32,9 +32,6 @@ const char *imb_cuda_last_error(void);
 const char *imb_cuda_poll(void);
 void imb_cuda_clear_error(void);
 
-/* Waits for everything queued on the backend stream; 0 or -1 (error recorded). */
-int imb_cuda_sync(void);
-
 #ifdef __cplusplus
 }
 #endif
