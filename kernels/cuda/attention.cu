@@ -1,0 +1,729 @@
+// Fused multi-head attention on CUDA, fp32: flash-attention forward and a deterministic FlashAttention-2 backward.
+//
+// Nothing of size Lq x Lk ever reaches global memory. The forward streams key/value tiles through shared
+// memory with an online softmax and saves one log-sum-exp per query row; the backward recomputes the
+// probabilities tile by tile from it. The backward needs no atomics (DESIGN: deterministic reductions):
+//   1. rowdot: D[i] = dout_i . out_i (what the CPU reference calls rowdot),
+//   2. dK/dV: one block per key tile walks the query tiles and keeps dK, dV in registers,
+//   3. dQ:    one block per query tile walks the key tiles and keeps dQ in registers,
+// so every gradient element is summed by one thread in a fixed order. 2 and 3 both recompute the scores,
+// which costs 7 tile products per (query tile, key tile) instead of FA-2's 5; that is the price of
+// determinism without a second Lq x Lk-sized buffer.
+//
+// Thread layout (every kernel): 4 warps; lane = ty * 8 + tx with ty in 0..3, tx in 0..7. A kernel's tile
+// has "rows" (queries in the forward and dQ, keys in dK/dV) and "columns" (the other side). Warp w owns
+// 4*TM rows; thread (ty, tx) owns rows w*4*TM + ty + 4*i (i < TM), columns tx + 8*j (j < TN) of the score
+// tile, and head-dim columns g*8*VO + tx*VO + c of the accumulators (see acc_col). The 8 lanes that share a
+// row are one aligned group of 8 lanes, so row reductions are 3 xor-shuffles, and a row's probabilities
+// only travel through shared memory inside one warp (__syncwarp, not __syncthreads).
+//
+// Shared-memory tiles are row-major with a row stride of width + 4 floats: rows stay 16-byte aligned for
+// float4 reads, and the stride is 4 banks off a multiple of 32, so the 8 tx lanes reading 8 different rows
+// (the B operand of the score products) and the 4 ty lanes reading 4 different rows (the A operand) hit
+// disjoint banks. Score products read along the head dim with float4 (k-steps of 4).
+//
+// Head dims 16, 32, 64, 128 are compiled; any other Dh <= 128 runs the next larger one with the head dim
+// zero-padded in shared memory (exact: the padded terms add 0*0) and scalar global loads. The scalar path
+// is also used when a pointer is not 16-byte aligned.
+#ifndef IMB_HAVE_CUDA
+#define IMB_HAVE_CUDA 1   // this file only builds with CUDA; attention.h declares the _cuda entry points under it
+#endif
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+extern "C" {
+#include "attention.h"
+}
+
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = 32 * kWarps;
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+struct AttnParams {
+    const float *q, *k, *v;        // [B, Lq, C], [B, Lk, C], [B, Lk, C], C = H*Dh
+    const float *mask;             // NULL or [B, Lk], key kept where != 0
+    float *out, *lse;              // forward: [B, Lq, C]; [B, H, Lq] or NULL (inference: not saved)
+    const float *dout, *fout;      // backward: dL/dout and the forward's out, [B, Lq, C]
+    const float *lse_in;           // backward: the forward's lse
+    float *rowdot;                 // backward scratch [B, H, Lq]
+    float *dq, *dk, *dv;           // backward, added into; each may be NULL
+    int B, H, Lq, Lk, Dh;
+    int64_t C;
+    int causal;
+    float scale;                   // applied to q.k
+    float scale_log2;              // scale * log2(e): scores are kept in base-2 units for exp2f
+};
+
+__host__ __device__ constexpr int ld_of(int width) { return width + 4; }
+
+// Dynamic shared memory. The emulator build (bench/emu) hands out an exactly sized heap buffer instead,
+// so that a sanitizer sees any read or write past the size the host asked for.
+__device__ __forceinline__ float *attn_smem() {
+#ifdef IMB_CUDA_EMU
+    return imb_emu_dynamic_smem<float>();
+#else
+    extern __shared__ float4 imb_attn_smem[];
+    return reinterpret_cast<float *>(imb_attn_smem);
+#endif
+}
+
+__device__ __forceinline__ int imin(int a, int b) { return a < b ? a : b; }
+
+// Vectors of VO consecutive floats (VO = 2, 4) for the accumulator columns.
+template <int VO> struct Vec;
+template <> struct Vec<4> {
+    __device__ __forceinline__ static void ld(const float *p, float *o) {
+        float4 t = *reinterpret_cast<const float4 *>(p);
+        o[0] = t.x; o[1] = t.y; o[2] = t.z; o[3] = t.w;
+    }
+    __device__ __forceinline__ static void ldg(const float *p, float *o) {
+        float4 t = __ldg(reinterpret_cast<const float4 *>(p));
+        o[0] = t.x; o[1] = t.y; o[2] = t.z; o[3] = t.w;
+    }
+    __device__ __forceinline__ static void st(float *p, const float *o) {
+        *reinterpret_cast<float4 *>(p) = make_float4(o[0], o[1], o[2], o[3]);
+    }
+};
+template <> struct Vec<2> {
+    __device__ __forceinline__ static void ld(const float *p, float *o) {
+        float2 t = *reinterpret_cast<const float2 *>(p);
+        o[0] = t.x; o[1] = t.y;
+    }
+    __device__ __forceinline__ static void ldg(const float *p, float *o) {
+        float2 t = __ldg(reinterpret_cast<const float2 *>(p));
+        o[0] = t.x; o[1] = t.y;
+    }
+    __device__ __forceinline__ static void st(float *p, const float *o) {
+        *reinterpret_cast<float2 *>(p) = make_float2(o[0], o[1]);
+    }
+};
+
+// Accumulator column layout over a head dim of DH: VO consecutive columns per thread and group, GO groups;
+// the 8 tx lanes of a group cover 8*VO consecutive columns, so a row's loads and stores are contiguous.
+template <int DH> struct AccCols {
+    static constexpr int VO = DH >= 32 ? 4 : DH / 8;
+    static constexpr int GO = DH / (8 * VO);
+    static constexpr int N = VO * GO;   // = DH / 8 accumulators per row and thread
+    static_assert(DH % 16 == 0 && N == DH / 8, "head dim tile must be a multiple of 16");
+};
+template <int DH> __device__ __forceinline__ int acc_col(int g, int tx) {
+    return g * 8 * AccCols<DH>::VO + tx * AccCols<DH>::VO;
+}
+
+// Copies rows [0, NROWS) of a token-major global tile into a [NROWS][DH + 4] shared tile. Rows at or past
+// nvalid and head-dim columns at or past Dh are zero-filled: the products then run over whole tiles and
+// every value they touch is finite.
+template <int DH, int NROWS, bool VEC>
+__device__ __forceinline__ void load_tile(float *s, const float *__restrict__ g, int64_t ldg, int nvalid, int Dh,
+                                          int tid) {
+    constexpr int LD = ld_of(DH);
+    if (VEC) {
+        constexpr int V4 = DH / 4;
+#pragma unroll
+        for (int e = tid; e < NROWS * V4; e += kThreads) {
+            int r = e / V4, c = (e % V4) * 4;
+            float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
+            if (r < nvalid) x = __ldg(reinterpret_cast<const float4 *>(g + (int64_t)r * ldg + c));
+            *reinterpret_cast<float4 *>(s + r * LD + c) = x;
+        }
+    } else {
+        for (int e = tid; e < NROWS * DH; e += kThreads) {
+            int r = e / DH, c = e % DH;
+            float x = 0.f;
+            if (r < nvalid && c < Dh) x = __ldg(g + (int64_t)r * ldg + c);
+            s[r * LD + c] = x;
+        }
+    }
+}
+
+// acc[i][j] = sum_k A[4i][k] * B[tx + 8j][k] over k < DH: the score-like products (Q.K^T, dO.V^T and the
+// transposed ones). A points at the thread's first row, B at the tile's row 0, both [*][DH + 4]. Only
+// column groups j < njg are computed (PARTIAL: the last key or query tile), the rest keep their value.
+// The sum runs k = 0, 1, ... with one fmaf each, so S recomputed in the backward is bit-identical to the
+// forward's (fmaf(a, b, c) == fmaf(b, a, c)).
+template <int TM, int TN, int DH, bool PARTIAL>
+__device__ __forceinline__ void mm_nt(float (&acc)[TM][TN], const float *A, const float *Bm, int tx, int njg) {
+    constexpr int LD = ld_of(DH);
+#pragma unroll 2
+    for (int k = 0; k < DH; k += 4) {
+        float4 a[TM], b[TN];
+#pragma unroll
+        for (int i = 0; i < TM; i++) a[i] = *reinterpret_cast<const float4 *>(A + 4 * i * LD + k);
+#pragma unroll
+        for (int j = 0; j < TN; j++) {
+            b[j] = make_float4(0.f, 0.f, 0.f, 0.f);
+            if (!PARTIAL || j < njg) b[j] = *reinterpret_cast<const float4 *>(Bm + (tx + 8 * j) * LD + k);
+        }
+#pragma unroll
+        for (int i = 0; i < TM; i++)
+#pragma unroll
+            for (int j = 0; j < TN; j++)
+                if (!PARTIAL || j < njg) {
+                    acc[i][j] = fmaf(a[i].x, b[j].x, acc[i][j]);
+                    acc[i][j] = fmaf(a[i].y, b[j].y, acc[i][j]);
+                    acc[i][j] = fmaf(a[i].z, b[j].z, acc[i][j]);
+                    acc[i][j] = fmaf(a[i].w, b[j].w, acc[i][j]);
+                }
+    }
+}
+
+template <int TM, int TN, int DH>
+__device__ __forceinline__ void mm_nt_tile(float (&acc)[TM][TN], const float *A, const float *Bm, int tx, int njg) {
+    if (njg >= TN) mm_nt<TM, TN, DH, false>(acc, A, Bm, tx, TN);
+    else mm_nt<TM, TN, DH, true>(acc, A, Bm, tx, njg);
+}
+
+// acc[i][col] += sum_{kk < nkk} P[4i][kk] * V[kk][col]: probabilities (or dS) times a [*][DH + 4] tile.
+// P points at the thread's first row with row stride ldp; nkk is a multiple of 4 and P[.][kk] is 0 (and
+// V[kk] finite) for every kk past the valid ones.
+template <int TM, int DH>
+__device__ __forceinline__ void mm_nn(float (&acc)[TM][AccCols<DH>::N], const float *P, int ldp, const float *V,
+                                      int tx, int nkk) {
+    constexpr int LD = ld_of(DH), VO = AccCols<DH>::VO, GO = AccCols<DH>::GO;
+    for (int kk = 0; kk < nkk; kk += 4) {
+        float p[TM][4];
+#pragma unroll
+        for (int i = 0; i < TM; i++) {
+            float4 t = *reinterpret_cast<const float4 *>(P + 4 * i * ldp + kk);
+            p[i][0] = t.x; p[i][1] = t.y; p[i][2] = t.z; p[i][3] = t.w;
+        }
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            float vv[GO][VO];
+#pragma unroll
+            for (int g = 0; g < GO; g++) Vec<VO>::ld(V + (kk + u) * LD + acc_col<DH>(g, tx), vv[g]);
+#pragma unroll
+            for (int i = 0; i < TM; i++)
+#pragma unroll
+                for (int g = 0; g < GO; g++)
+#pragma unroll
+                    for (int c = 0; c < VO; c++) acc[i][g * VO + c] = fmaf(p[i][u], vv[g][c], acc[i][g * VO + c]);
+        }
+    }
+}
+
+// Writes (ADD: adds) mul * acc into one token row of a [.., C] tensor at the thread's head-dim columns.
+template <int DH, bool VEC, bool ADD>
+__device__ __forceinline__ void store_row(float *g, const float *acc, float mul, int tx, int Dh) {
+    constexpr int VO = AccCols<DH>::VO, GO = AccCols<DH>::GO;
+#pragma unroll
+    for (int gi = 0; gi < GO; gi++) {
+        int col = acc_col<DH>(gi, tx);
+        if (VEC) {
+            float o[VO];
+            if (ADD) Vec<VO>::ld(g + col, o);
+#pragma unroll
+            for (int c = 0; c < VO; c++) o[c] = ADD ? o[c] + mul * acc[gi * VO + c] : mul * acc[gi * VO + c];
+            Vec<VO>::st(g + col, o);
+        } else {
+#pragma unroll
+            for (int c = 0; c < VO; c++)
+                if (col + c < Dh) g[col + c] = ADD ? g[col + c] + mul * acc[gi * VO + c] : mul * acc[gi * VO + c];
+        }
+    }
+}
+
+__device__ __forceinline__ float warp_max8(float x) {
+    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+    x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+    return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 4));
+}
+__device__ __forceinline__ float warp_sum8(float x) {
+    x += __shfl_xor_sync(0xffffffffu, x, 1);
+    x += __shfl_xor_sync(0xffffffffu, x, 2);
+    return x + __shfl_xor_sync(0xffffffffu, x, 4);
+}
+
+// Grid: one block per (row tile, batch*head), flattened into x (no 65535 limit on y). Tiles of one head
+// are neighbours, so its K/V are still in L2 for the next block. rev puts the last tile first: with a
+// causal mask the last query tiles are the longest, and starting them first shortens the tail.
+struct TileIdx { int tile, bh, b, h; };
+__device__ __forceinline__ TileIdx tile_index(int ntiles, int H, bool rev) {
+    TileIdx t;
+    t.bh = (int)(blockIdx.x / (unsigned)ntiles);
+    t.tile = (int)(blockIdx.x % (unsigned)ntiles);
+    if (rev) t.tile = ntiles - 1 - t.tile;
+    t.b = t.bh / H;
+    t.h = t.bh % H;
+    return t;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Forward. Rows = BM = 16*TM queries, columns = BN = 8*TN keys per tile.
+template <int DH, int TM, int TN> struct FwdSmem {
+    static constexpr int BM = 16 * TM, BN = 8 * TN, LDD = ld_of(DH), LDP = ld_of(BN);
+    static constexpr int floats = BM * LDD + 2 * BN * LDD + BM * LDP + BN;
+};
+
+template <int DH, int TM, int TN, bool VEC>
+__global__ void __launch_bounds__(kThreads) attn_fwd_kernel(AttnParams p) {
+    using L = FwdSmem<DH, TM, TN>;
+    constexpr int BM = L::BM, BN = L::BN, LDD = L::LDD, LDP = L::LDP, NA = AccCols<DH>::N;
+    float *Qs = attn_smem();          // [BM][LDD]
+    float *Ks = Qs + BM * LDD;        // [BN][LDD]
+    float *Vs = Ks + BN * LDD;        // [BN][LDD]
+    float *Ps = Vs + BN * LDD;        // [BM][LDP], each warp's rows written and read by that warp only
+    float *keep = Ps + BM * LDP;      // [BN], 1 for a kept key of the tile, 0 for padding or past Lk
+
+    const int tid = threadIdx.x, warp = tid >> 5, ty = (tid & 31) >> 3, tx = tid & 7;
+    const int ntiles = (p.Lq + BM - 1) / BM;
+    const TileIdx t = tile_index(ntiles, p.H, p.causal != 0);
+    const int q0 = t.tile * BM, nq = imin(BM, p.Lq - q0);
+    const int64_t hoff = (int64_t)t.h * p.Dh;
+    const int row0 = warp * 4 * TM + ty;           // the thread's first row in the tile
+    const bool warp_rows = q0 + warp * 4 * TM < p.Lq;   // warp-uniform: the warp owns at least one real query
+
+    load_tile<DH, BM, VEC>(Qs, p.q + ((int64_t)t.b * p.Lq + q0) * p.C + hoff, p.C, nq, p.Dh, tid);
+
+    float m[TM], l[TM], acc[TM][NA];
+#pragma unroll
+    for (int i = 0; i < TM; i++) {
+        m[i] = -INFINITY;   // running max of the row's base-2 scores; -inf while no key was kept
+        l[i] = 0.f;         // this thread's share of the row's sum of exp2(s - m)
+#pragma unroll
+        for (int c = 0; c < NA; c++) acc[i][c] = 0.f;
+    }
+
+    // With a causal mask the keys past this tile's last query are excluded for every row: stop there.
+    const int kend = p.causal ? imin(p.Lk, q0 + BM) : p.Lk;
+    for (int k0 = 0; k0 < kend; k0 += BN) {
+        const int nk = imin(BN, p.Lk - k0);
+        __syncthreads();   // every warp is done with the previous K, V (and, first time round, Qs is complete after the next one)
+        const int64_t kvoff = ((int64_t)t.b * p.Lk + k0) * p.C + hoff;
+        load_tile<DH, BN, VEC>(Ks, p.k + kvoff, p.C, nk, p.Dh, tid);
+        load_tile<DH, BN, VEC>(Vs, p.v + kvoff, p.C, nk, p.Dh, tid);
+        for (int j = tid; j < BN; j += kThreads)
+            keep[j] = (j < nk && (!p.mask || p.mask[(int64_t)t.b * p.Lk + k0 + j] != 0.0f)) ? 1.f : 0.f;
+        __syncthreads();
+        if (!warp_rows) continue;
+
+        const int njg = (nk + 7) >> 3;   // column groups holding at least one key < Lk
+        float s[TM][TN];
+#pragma unroll
+        for (int i = 0; i < TM; i++)
+#pragma unroll
+            for (int j = 0; j < TN; j++) s[i][j] = 0.f;
+        mm_nt_tile<TM, TN, DH>(s, Qs + row0 * LDD, Ks, tx, njg);
+
+#pragma unroll
+        for (int i = 0; i < TM; i++) {
+            const int qi = q0 + row0 + 4 * i;
+            float mx = -INFINITY;
+#pragma unroll
+            for (int j = 0; j < TN; j++) {
+                const int kj = tx + 8 * j;
+                const bool ok = j < njg && keep[kj] != 0.f && (!p.causal || k0 + kj <= qi);
+                s[i][j] = ok ? s[i][j] * p.scale_log2 : -INFINITY;
+                mx = fmaxf(mx, s[i][j]);
+            }
+            const float mnew = fmaxf(m[i], warp_max8(mx));
+            // mnew = -inf: nothing kept yet for this row; any finite reference gives p = 0 and no NaN
+            const float mref = mnew == -INFINITY ? 0.f : mnew;
+            const float alpha = exp2f(m[i] - mref);   // 0 when m was -inf (l and acc are still 0 then)
+            m[i] = mnew;
+            float psum = 0.f;
+#pragma unroll
+            for (int j = 0; j < TN; j++) {
+                const float pj = exp2f(s[i][j] - mref);
+                psum += pj;
+                Ps[(row0 + 4 * i) * LDP + tx + 8 * j] = pj;
+            }
+            l[i] = l[i] * alpha + psum;
+#pragma unroll
+            for (int c = 0; c < NA; c++) acc[i][c] *= alpha;
+        }
+        __syncwarp();
+        mm_nn<TM, DH>(acc, Ps + row0 * LDP, LDP, Vs, tx, (nk + 3) & ~3);
+    }
+
+    if (!warp_rows) return;
+#pragma unroll
+    for (int i = 0; i < TM; i++) {
+        const float lt = warp_sum8(l[i]);   // all 32 lanes, before the per-row branch
+        const int qi = q0 + row0 + 4 * i;
+        if (qi >= p.Lq) continue;
+        // lt = 0 only for a query with no kept key: zeros and lse = -inf (the CPU reference's zero row of P)
+        const float inv = lt > 0.f ? 1.f / lt : 0.f;
+        store_row<DH, VEC, false>(p.out + ((int64_t)t.b * p.Lq + qi) * p.C + hoff, acc[i], inv, tx, p.Dh);
+        if (p.lse && tx == 0) p.lse[(int64_t)t.bh * p.Lq + qi] = lt > 0.f ? m[i] * kLn2 + logf(lt) : -INFINITY;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Backward step 1: rowdot[b, h, i] = sum_d dout[b, i, h*Dh + d] * out[b, i, h*Dh + d] (= sum_j P_ij dP_ij).
+// One thread per (b, i, h), consecutive threads on consecutive heads of one token: together contiguous.
+__global__ void __launch_bounds__(256) attn_rowdot_kernel(AttnParams p) {
+    const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int64_t total = (int64_t)p.B * p.Lq * p.H;
+    if (idx >= total) return;
+    const int h = (int)(idx % p.H);
+    const int64_t bi = idx / p.H;   // b * Lq + i
+    const float *o = p.fout + bi * p.C + (int64_t)h * p.Dh, *d = p.dout + bi * p.C + (int64_t)h * p.Dh;
+    float s = 0.f;
+    for (int c = 0; c < p.Dh; c++) s = fmaf(__ldg(o + c), __ldg(d + c), s);
+    const int64_t b = bi / p.Lq, i = bi % p.Lq;
+    p.rowdot[(b * p.H + h) * p.Lq + i] = s;
+}
+
+// Backward step 2: dK, dV. Rows = BNK = 16*TM keys (the block's), columns = BMQ = 8*TN queries per tile.
+template <int DH, int TM, int TN> struct DkvSmem {
+    static constexpr int BNK = 16 * TM, BMQ = 8 * TN, LDD = ld_of(DH), LDP = ld_of(BMQ);
+    static constexpr int floats = 2 * BNK * LDD + 2 * BMQ * LDD + 2 * BNK * LDP + 2 * BMQ;
+};
+
+template <int DH, int TM, int TN, bool VEC>
+__global__ void __launch_bounds__(kThreads, DH <= 64 ? 3 : 2) attn_bwd_dkdv_kernel(AttnParams p) {
+    // minimum blocks per SM: 3 caps registers at 168 (12 warps per SM; without the cap DH 64 took 200
+    // registers and 2 blocks); shared memory allows 3 blocks up to DH 64 and 2 at DH 128
+    using L = DkvSmem<DH, TM, TN>;
+    constexpr int BNK = L::BNK, BMQ = L::BMQ, LDD = L::LDD, LDP = L::LDP, NA = AccCols<DH>::N;
+    float *Ks = attn_smem();            // [BNK][LDD]
+    float *Vs = Ks + BNK * LDD;         // [BNK][LDD]
+    float *Qs = Vs + BNK * LDD;         // [BMQ][LDD]
+    float *dOs = Qs + BMQ * LDD;        // [BMQ][LDD]
+    float *Ps = dOs + BMQ * LDD;        // [BNK][LDP] P^T, per-warp rows
+    float *dSs = Ps + BNK * LDP;        // [BNK][LDP] dS^T, per-warp rows
+    float *lse2 = dSs + BNK * LDP;      // [BMQ] base-2 lse; +inf for padding and for queries with no key
+    float *Dq = lse2 + BMQ;             // [BMQ] rowdot; 0 for padding
+
+    const int tid = threadIdx.x, warp = tid >> 5, ty = (tid & 31) >> 3, tx = tid & 7;
+    const int ntiles = (p.Lk + BNK - 1) / BNK;
+    const TileIdx t = tile_index(ntiles, p.H, false);   // causal: the first key tiles see the most queries
+    const int k0 = t.tile * BNK, nk = imin(BNK, p.Lk - k0);
+    const int64_t hoff = (int64_t)t.h * p.Dh;
+    const int row0 = warp * 4 * TM + ty;
+    const bool warp_rows = k0 + warp * 4 * TM < p.Lk;
+
+    const int64_t kvoff = ((int64_t)t.b * p.Lk + k0) * p.C + hoff;
+    load_tile<DH, BNK, VEC>(Ks, p.k + kvoff, p.C, nk, p.Dh, tid);
+    load_tile<DH, BNK, VEC>(Vs, p.v + kvoff, p.C, nk, p.Dh, tid);
+
+    bool kept[TM];
+    float dk[TM][NA], dv[TM][NA];
+#pragma unroll
+    for (int i = 0; i < TM; i++) {
+        const int key = k0 + row0 + 4 * i;
+        kept[i] = key < p.Lk && (!p.mask || p.mask[(int64_t)t.b * p.Lk + key] != 0.0f);
+#pragma unroll
+        for (int c = 0; c < NA; c++) dk[i][c] = dv[i][c] = 0.f;
+    }
+
+    // With a causal mask, queries before k0 see none of this block's keys.
+    const int qstart = p.causal ? (k0 / BMQ) * BMQ : 0;
+    for (int q0 = qstart; q0 < p.Lq; q0 += BMQ) {
+        const int nq = imin(BMQ, p.Lq - q0);
+        __syncthreads();   // every warp is done with the previous Q, dO, lse2, Dq
+        const int64_t qoff = ((int64_t)t.b * p.Lq + q0) * p.C + hoff;
+        load_tile<DH, BMQ, VEC>(Qs, p.q + qoff, p.C, nq, p.Dh, tid);
+        load_tile<DH, BMQ, VEC>(dOs, p.dout + qoff, p.C, nq, p.Dh, tid);
+        for (int j = tid; j < BMQ; j += kThreads) {
+            float lv = INFINITY, dv_ = 0.f;
+            if (j < nq) {
+                const int64_t r = (int64_t)t.bh * p.Lq + q0 + j;
+                const float ls = p.lse_in[r];
+                lv = ls == -INFINITY ? INFINITY : ls * kLog2e;   // no kept key: P = exp2(s - inf) = 0
+                dv_ = p.rowdot[r];
+            }
+            lse2[j] = lv;
+            Dq[j] = dv_;
+        }
+        __syncthreads();
+        if (!warp_rows) continue;
+
+        const int njg = (nq + 7) >> 3;
+        float s[TM][TN], dp[TM][TN];
+#pragma unroll
+        for (int i = 0; i < TM; i++)
+#pragma unroll
+            for (int j = 0; j < TN; j++) s[i][j] = dp[i][j] = 0.f;
+        mm_nt_tile<TM, TN, DH>(s, Ks + row0 * LDD, Qs, tx, njg);    // S^T = K Q^T
+        mm_nt_tile<TM, TN, DH>(dp, Vs + row0 * LDD, dOs, tx, njg);  // dP^T = V dO^T
+#pragma unroll
+        for (int i = 0; i < TM; i++) {
+            const int key = k0 + row0 + 4 * i;
+#pragma unroll
+            for (int j = 0; j < TN; j++) {
+                const int qj = tx + 8 * j;
+                const bool ok = j < njg && qj < nq && kept[i] && (!p.causal || q0 + qj >= key);
+                const float pj = ok ? exp2f(s[i][j] * p.scale_log2 - lse2[qj]) : 0.f;
+                Ps[(row0 + 4 * i) * LDP + qj] = pj;
+                dSs[(row0 + 4 * i) * LDP + qj] = pj * (dp[i][j] - Dq[qj]);
+            }
+        }
+        __syncwarp();
+        const int nqq = (nq + 3) & ~3;
+        mm_nn<TM, DH>(dv, Ps + row0 * LDP, LDP, dOs, tx, nqq);   // dV += P^T dO
+        mm_nn<TM, DH>(dk, dSs + row0 * LDP, LDP, Qs, tx, nqq);   // dK += dS^T Q (scale applied at the end)
+    }
+
+    if (!warp_rows) return;
+#pragma unroll
+    for (int i = 0; i < TM; i++) {
+        const int key = k0 + row0 + 4 * i;
+        if (key >= p.Lk) continue;
+        const int64_t off = ((int64_t)t.b * p.Lk + key) * p.C + hoff;
+        if (p.dk) store_row<DH, VEC, true>(p.dk + off, dk[i], p.scale, tx, p.Dh);
+        if (p.dv) store_row<DH, VEC, true>(p.dv + off, dv[i], 1.f, tx, p.Dh);
+    }
+}
+
+// Backward step 3: dQ. Rows = BMQ = 16*TM queries (the block's), columns = BNK = 8*TN keys per tile.
+template <int DH, int TM, int TN> struct DqSmem {
+    static constexpr int BMQ = 16 * TM, BNK = 8 * TN, LDD = ld_of(DH), LDP = ld_of(BNK);
+    static constexpr int floats = 2 * BMQ * LDD + 2 * BNK * LDD + BMQ * LDP + BNK;
+};
+
+template <int DH, int TM, int TN, bool VEC>
+__global__ void __launch_bounds__(kThreads) attn_bwd_dq_kernel(AttnParams p) {
+    using L = DqSmem<DH, TM, TN>;
+    constexpr int BMQ = L::BMQ, BNK = L::BNK, LDD = L::LDD, LDP = L::LDP, NA = AccCols<DH>::N;
+    float *Qs = attn_smem();            // [BMQ][LDD]
+    float *dOs = Qs + BMQ * LDD;        // [BMQ][LDD]
+    float *Ks = dOs + BMQ * LDD;        // [BNK][LDD]
+    float *Vs = Ks + BNK * LDD;         // [BNK][LDD]
+    float *dSs = Vs + BNK * LDD;        // [BMQ][LDP], per-warp rows
+    float *keep = dSs + BMQ * LDP;      // [BNK]
+
+    const int tid = threadIdx.x, warp = tid >> 5, ty = (tid & 31) >> 3, tx = tid & 7;
+    const int ntiles = (p.Lq + BMQ - 1) / BMQ;
+    const TileIdx t = tile_index(ntiles, p.H, p.causal != 0);
+    const int q0 = t.tile * BMQ, nq = imin(BMQ, p.Lq - q0);
+    const int64_t hoff = (int64_t)t.h * p.Dh;
+    const int row0 = warp * 4 * TM + ty;
+    const bool warp_rows = q0 + warp * 4 * TM < p.Lq;
+
+    const int64_t qoff = ((int64_t)t.b * p.Lq + q0) * p.C + hoff;
+    load_tile<DH, BMQ, VEC>(Qs, p.q + qoff, p.C, nq, p.Dh, tid);
+    load_tile<DH, BMQ, VEC>(dOs, p.dout + qoff, p.C, nq, p.Dh, tid);
+
+    float lse2[TM], Di[TM], dq[TM][NA];
+#pragma unroll
+    for (int i = 0; i < TM; i++) {
+        const int qi = q0 + row0 + 4 * i;
+        lse2[i] = INFINITY;
+        Di[i] = 0.f;
+        if (qi < p.Lq) {
+            const int64_t r = (int64_t)t.bh * p.Lq + qi;
+            const float ls = p.lse_in[r];
+            lse2[i] = ls == -INFINITY ? INFINITY : ls * kLog2e;
+            Di[i] = p.rowdot[r];
+        }
+#pragma unroll
+        for (int c = 0; c < NA; c++) dq[i][c] = 0.f;
+    }
+
+    const int kend = p.causal ? imin(p.Lk, q0 + BMQ) : p.Lk;
+    for (int k0 = 0; k0 < kend; k0 += BNK) {
+        const int nk = imin(BNK, p.Lk - k0);
+        __syncthreads();
+        const int64_t kvoff = ((int64_t)t.b * p.Lk + k0) * p.C + hoff;
+        load_tile<DH, BNK, VEC>(Ks, p.k + kvoff, p.C, nk, p.Dh, tid);
+        load_tile<DH, BNK, VEC>(Vs, p.v + kvoff, p.C, nk, p.Dh, tid);
+        for (int j = tid; j < BNK; j += kThreads)
+            keep[j] = (j < nk && (!p.mask || p.mask[(int64_t)t.b * p.Lk + k0 + j] != 0.0f)) ? 1.f : 0.f;
+        __syncthreads();
+        if (!warp_rows) continue;
+
+        const int njg = (nk + 7) >> 3;
+        float s[TM][TN], dp[TM][TN];
+#pragma unroll
+        for (int i = 0; i < TM; i++)
+#pragma unroll
+            for (int j = 0; j < TN; j++) s[i][j] = dp[i][j] = 0.f;
+        mm_nt_tile<TM, TN, DH>(s, Qs + row0 * LDD, Ks, tx, njg);    // S = Q K^T
+        mm_nt_tile<TM, TN, DH>(dp, dOs + row0 * LDD, Vs, tx, njg);  // dP = dO V^T
+#pragma unroll
+        for (int i = 0; i < TM; i++) {
+            const int qi = q0 + row0 + 4 * i;
+#pragma unroll
+            for (int j = 0; j < TN; j++) {
+                const int kj = tx + 8 * j;
+                const bool ok = j < njg && keep[kj] != 0.f && (!p.causal || k0 + kj <= qi);
+                const float pj = ok ? exp2f(s[i][j] * p.scale_log2 - lse2[i]) : 0.f;
+                dSs[(row0 + 4 * i) * LDP + kj] = pj * (dp[i][j] - Di[i]);
+            }
+        }
+        __syncwarp();
+        mm_nn<TM, DH>(dq, dSs + row0 * LDP, LDP, Ks, tx, (nk + 3) & ~3);   // dQ += dS K
+    }
+
+    if (!warp_rows) return;
+#pragma unroll
+    for (int i = 0; i < TM; i++) {
+        const int qi = q0 + row0 + 4 * i;
+        if (qi >= p.Lq) continue;
+        store_row<DH, VEC, true>(p.dq + ((int64_t)t.b * p.Lq + qi) * p.C + hoff, dq[i], p.scale, tx, p.Dh);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Host side.
+
+// Tile shapes per head dim: (TM, TN) of the forward, the dK/dV and the dQ kernel. Dh 128 halves the key
+// tile of the forward and the rows of the backward kernels to keep accumulators in registers and shared
+// memory under ~80 KB (two or more blocks per SM).
+template <int DH> struct Cfg {
+    static constexpr int FWD_TM = 4, FWD_TN = DH <= 64 ? 8 : 4;
+    static constexpr int DKV_TM = DH <= 64 ? 4 : 2, DKV_TN = 4;
+    static constexpr int DQ_TM = DH <= 64 ? 4 : 2, DQ_TN = 4;
+};
+
+thread_local char g_err[512];
+
+int set_error(const char *what, cudaError_t e) {
+    snprintf(g_err, sizeof g_err, "%s: %s", what, cudaGetErrorString(e));
+    return -1;
+}
+
+// Kernels above 48 KB of dynamic shared memory must opt in, once per device.
+template <typename K> cudaError_t allow_smem(K kern, size_t bytes, unsigned *done_mask) {
+    if (bytes <= 48 * 1024) return cudaSuccess;
+    int dev = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e != cudaSuccess) return e;
+    const unsigned bit = dev < 32 ? 1u << dev : 0u;
+    if (bit && (*done_mask & bit)) return cudaSuccess;
+    e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+    if (e == cudaSuccess) *done_mask |= bit;   // a race here only repeats the call
+    return e;
+}
+
+template <typename K> int launch(const char *what, K kern, unsigned blocks, unsigned threads, size_t smem,
+                                 cudaStream_t st, const AttnParams &p) {
+#ifdef IMB_CUDA_EMU
+    (void)st;
+    imb_emu_launch(dim3(blocks), dim3(threads), smem, [&] { kern(p); });
+#else
+    kern<<<blocks, threads, smem, st>>>(p);
+#endif
+    cudaError_t e = cudaGetLastError();
+    return e == cudaSuccess ? 0 : set_error(what, e);
+}
+
+template <int DH, bool VEC> int run_fwd(const AttnParams &p, cudaStream_t st) {
+    using C = Cfg<DH>;
+    using L = FwdSmem<DH, C::FWD_TM, C::FWD_TN>;
+    static unsigned done;
+    auto kern = attn_fwd_kernel<DH, C::FWD_TM, C::FWD_TN, VEC>;
+    const size_t smem = sizeof(float) * L::floats;
+    cudaError_t e = allow_smem(kern, smem, &done);
+    if (e != cudaSuccess) return set_error("attention forward: shared-memory opt-in", e);
+    const int64_t blocks = (int64_t)((p.Lq + L::BM - 1) / L::BM) * p.B * p.H;
+    if (blocks > 0x7fffffff) return snprintf(g_err, sizeof g_err, "attention forward: grid of %lld blocks", (long long)blocks), -1;
+    return launch("attention forward", kern, (unsigned)blocks, kThreads, smem, st, p);
+}
+
+template <int DH, bool VEC> int run_bwd(const AttnParams &p, cudaStream_t st) {
+    using C = Cfg<DH>;
+    using LK = DkvSmem<DH, C::DKV_TM, C::DKV_TN>;
+    using LQ = DqSmem<DH, C::DQ_TM, C::DQ_TN>;
+    static unsigned done_kv, done_q;
+    const int64_t rows = (int64_t)p.B * p.Lq * p.H;
+    if (launch("attention backward (rowdot)", attn_rowdot_kernel, (unsigned)((rows + 255) / 256), 256, 0, st, p))
+        return -1;
+    if (p.dk || p.dv) {
+        auto kern = attn_bwd_dkdv_kernel<DH, C::DKV_TM, C::DKV_TN, VEC>;
+        const size_t smem = sizeof(float) * LK::floats;
+        cudaError_t e = allow_smem(kern, smem, &done_kv);
+        if (e != cudaSuccess) return set_error("attention backward dK/dV: shared-memory opt-in", e);
+        const int64_t blocks = (int64_t)((p.Lk + LK::BNK - 1) / LK::BNK) * p.B * p.H;
+        if (launch("attention backward (dK, dV)", kern, (unsigned)blocks, kThreads, smem, st, p)) return -1;
+    }
+    if (p.dq) {
+        auto kern = attn_bwd_dq_kernel<DH, C::DQ_TM, C::DQ_TN, VEC>;
+        const size_t smem = sizeof(float) * LQ::floats;
+        cudaError_t e = allow_smem(kern, smem, &done_q);
+        if (e != cudaSuccess) return set_error("attention backward dQ: shared-memory opt-in", e);
+        const int64_t blocks = (int64_t)((p.Lq + LQ::BMQ - 1) / LQ::BMQ) * p.B * p.H;
+        if (launch("attention backward (dQ)", kern, (unsigned)blocks, kThreads, smem, st, p)) return -1;
+    }
+    return 0;
+}
+
+bool aligned16(const void *ptr) { return ((uintptr_t)ptr & 15u) == 0; }
+
+// Shared argument checks; fills p's shape fields. Returns 1 for nothing to do, 0 to go on, -1 on error.
+int prepare(AttnParams *p, int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t Dh, int causal, float scale,
+            const char *what) {
+    if (B < 0 || H < 0 || Lq < 0 || Lk < 0 || Dh < 0) {
+        snprintf(g_err, sizeof g_err, "%s: negative size", what);
+        return -1;
+    }
+    if (B == 0 || H == 0 || Lq == 0 || Dh == 0) return 1;
+    if (Dh > 128) {
+        snprintf(g_err, sizeof g_err, "%s: head dim %lld > 128 is not supported by the CUDA kernel", what, (long long)Dh);
+        return -1;
+    }
+    if (causal && Lq != Lk) {
+        snprintf(g_err, sizeof g_err, "%s: causal attention needs Lq == Lk", what);
+        return -1;
+    }
+    // token and block indices are 32-bit inside the kernels; offsets are 64-bit
+    if (Lq > 0x7fffffff || Lk > 0x7fffffff || B * H > 0x7fffffff || B * Lq * H > ((int64_t)1 << 40)) {
+        snprintf(g_err, sizeof g_err, "%s: sizes too large", what);
+        return -1;
+    }
+    if (!(scale > 0.0f) || isinf(scale)) {
+        snprintf(g_err, sizeof g_err, "%s: scale %g must be finite and > 0", what, scale);
+        return -1;
+    }
+    p->B = (int)B; p->H = (int)H; p->Lq = (int)Lq; p->Lk = (int)Lk; p->Dh = (int)Dh;
+    p->C = H * Dh;
+    p->causal = causal != 0;
+    p->scale = scale;
+    p->scale_log2 = scale * kLog2e;
+    return 0;
+}
+
+}   // namespace
+
+extern "C" {
+
+const char *imb_attention_cuda_error(void) { return g_err; }
+
+int imb_attention_fwd_cuda(void *stream, float *out, float *lse, const float *q, const float *k, const float *v,
+                           const float *key_mask, int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t Dh,
+                           int causal, float scale) {
+    AttnParams p = {};
+    int r = prepare(&p, B, H, Lq, Lk, Dh, causal, scale, "attention forward");
+    if (r) return r < 0 ? -1 : 0;
+    p.q = q; p.k = k; p.v = v; p.mask = key_mask; p.out = out; p.lse = lse;
+    cudaStream_t st = (cudaStream_t)stream;
+    // Lk == 0 needs no special case: the key loop is empty, every row gets zeros and lse = -inf
+    const bool vec = aligned16(q) && aligned16(k) && aligned16(v) && aligned16(out);
+    switch (Dh <= 16 ? 16 : Dh <= 32 ? 32 : Dh <= 64 ? 64 : 128) {
+    case 16: return Dh == 16 && vec ? run_fwd<16, true>(p, st) : run_fwd<16, false>(p, st);
+    case 32: return Dh == 32 && vec ? run_fwd<32, true>(p, st) : run_fwd<32, false>(p, st);
+    case 64: return Dh == 64 && vec ? run_fwd<64, true>(p, st) : run_fwd<64, false>(p, st);
+    default: return Dh == 128 && vec ? run_fwd<128, true>(p, st) : run_fwd<128, false>(p, st);
+    }
+}
+
+int imb_attention_bwd_cuda(void *stream, float *dq, float *dk, float *dv, float *work, const float *dout,
+                           const float *out, const float *lse, const float *q, const float *k, const float *v,
+                           const float *key_mask, int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t Dh,
+                           int causal, float scale) {
+    AttnParams p = {};
+    int r = prepare(&p, B, H, Lq, Lk, Dh, causal, scale, "attention backward");
+    if (r) return r < 0 ? -1 : 0;
+    if (!dq && !dk && !dv) return 0;
+    if (Lk == 0) return 0;   // no key: every gradient is zero, and the grads are added into
+    p.q = q; p.k = k; p.v = v; p.mask = key_mask;
+    p.dout = dout; p.fout = out; p.lse_in = lse; p.rowdot = work;
+    p.dq = dq; p.dk = dk; p.dv = dv;
+    cudaStream_t st = (cudaStream_t)stream;
+    const bool vec = aligned16(q) && aligned16(k) && aligned16(v) && aligned16(dout) && (!dq || aligned16(dq)) &&
+                     (!dk || aligned16(dk)) && (!dv || aligned16(dv));
+    switch (Dh <= 16 ? 16 : Dh <= 32 ? 32 : Dh <= 64 ? 64 : 128) {
+    case 16: return Dh == 16 && vec ? run_bwd<16, true>(p, st) : run_bwd<16, false>(p, st);
+    case 32: return Dh == 32 && vec ? run_bwd<32, true>(p, st) : run_bwd<32, false>(p, st);
+    case 64: return Dh == 64 && vec ? run_bwd<64, true>(p, st) : run_bwd<64, false>(p, st);
+    default: return Dh == 128 && vec ? run_bwd<128, true>(p, st) : run_bwd<128, false>(p, st);
+    }
+}
+
+}   // extern "C"
