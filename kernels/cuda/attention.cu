@@ -55,7 +55,7 @@ struct AttnParams {
     int64_t C;
     int causal;
     float scale;                   // applied to q.k
-    float scale_log2;              // scale * log2(e): scores are kept in base-2 units for exp2f
+    float scale_log2;              // scale * log2(e): scores are kept in base-2 units for exp2
 };
 
 __host__ __device__ constexpr int ld_of(int width) { return width + 4; }
@@ -72,6 +72,19 @@ __device__ __forceinline__ float *attn_smem() {
 }
 
 __device__ __forceinline__ int imin(int a, int b) { return a < b ? a : b; }
+
+// 2^x on the special-function unit (relative error ~2^-22, far inside the 1e-5 parity bound), without
+// exp2f's denormal range fix-ups; -inf gives 0 and results below 2^-126 flush to 0 (they would round
+// away in every sum they enter). The emulator has no PTX: it uses exp2f.
+__device__ __forceinline__ float fast_exp2(float x) {
+#ifdef IMB_CUDA_EMU
+    return exp2f(x);
+#else
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+#endif
+}
 
 // Vectors of VO consecutive floats (VO = 2, 4) for the accumulator columns.
 template <int VO> struct Vec;
@@ -309,6 +322,9 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(AttnParams p) {
             for (int j = 0; j < TN; j++) s[i][j] = 0.f;
         mm_nt_tile<TM, TN, DH>(s, Qs + row0 * LDD, Ks, tx, njg);
 
+        bool kept[TN];   // read once: the compiler cannot move these loads across the Ps stores below
+#pragma unroll
+        for (int j = 0; j < TN; j++) kept[j] = j < njg && keep[tx + 8 * j] != 0.f;
 #pragma unroll
         for (int i = 0; i < TM; i++) {
             const int qi = q0 + row0 + 4 * i;
@@ -316,19 +332,19 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(AttnParams p) {
 #pragma unroll
             for (int j = 0; j < TN; j++) {
                 const int kj = tx + 8 * j;
-                const bool ok = j < njg && keep[kj] != 0.f && (!p.causal || k0 + kj <= qi);
+                const bool ok = kept[j] && (!p.causal || k0 + kj <= qi);
                 s[i][j] = ok ? s[i][j] * p.scale_log2 : -INFINITY;
                 mx = fmaxf(mx, s[i][j]);
             }
             const float mnew = fmaxf(m[i], warp_max8(mx));
             // mnew = -inf: nothing kept yet for this row; any finite reference gives p = 0 and no NaN
             const float mref = mnew == -INFINITY ? 0.f : mnew;
-            const float alpha = exp2f(m[i] - mref);   // 0 when m was -inf (l and acc are still 0 then)
+            const float alpha = fast_exp2(m[i] - mref);   // 0 when m was -inf (l and acc are still 0 then)
             m[i] = mnew;
             float psum = 0.f;
 #pragma unroll
             for (int j = 0; j < TN; j++) {
-                const float pj = exp2f(s[i][j] - mref);
+                const float pj = fast_exp2(s[i][j] - mref);
                 psum += pj;
                 Ps[(row0 + 4 * i) * LDP + tx + 8 * j] = pj;
             }
@@ -356,6 +372,7 @@ __global__ void __launch_bounds__(kThreads) attn_fwd_kernel(AttnParams p) {
 // ---------------------------------------------------------------------------------------------------
 // Backward step 1: rowdot[b, h, i] = sum_d dout[b, i, h*Dh + d] * out[b, i, h*Dh + d] (= sum_j P_ij dP_ij).
 // One thread per (b, i, h), consecutive threads on consecutive heads of one token: together contiguous.
+template <bool VEC>
 __global__ void __launch_bounds__(256) attn_rowdot_kernel(AttnParams p) {
     const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     const int64_t total = (int64_t)p.B * p.Lq * p.H;
@@ -364,7 +381,15 @@ __global__ void __launch_bounds__(256) attn_rowdot_kernel(AttnParams p) {
     const int64_t bi = idx / p.H;   // b * Lq + i
     const float *o = p.fout + bi * p.C + (int64_t)h * p.Dh, *d = p.dout + bi * p.C + (int64_t)h * p.Dh;
     float s = 0.f;
-    for (int c = 0; c < p.Dh; c++) s = fmaf(__ldg(o + c), __ldg(d + c), s);
+    if (VEC) {   // Dh % 4 == 0 and 16-byte aligned rows
+        for (int c = 0; c < p.Dh; c += 4) {
+            const float4 a = __ldg(reinterpret_cast<const float4 *>(o + c));
+            const float4 b = __ldg(reinterpret_cast<const float4 *>(d + c));
+            s = fmaf(a.x, b.x, s); s = fmaf(a.y, b.y, s); s = fmaf(a.z, b.z, s); s = fmaf(a.w, b.w, s);
+        }
+    } else {
+        for (int c = 0; c < p.Dh; c++) s = fmaf(__ldg(o + c), __ldg(d + c), s);
+    }
     const int64_t b = bi / p.Lq, i = bi % p.Lq;
     p.rowdot[(b * p.H + h) * p.Lq + i] = s;
 }
@@ -442,6 +467,12 @@ __global__ void __launch_bounds__(kThreads, DH <= 64 ? 3 : 2) attn_bwd_dkdv_kern
             for (int j = 0; j < TN; j++) s[i][j] = dp[i][j] = 0.f;
         mm_nt_tile<TM, TN, DH>(s, Ks + row0 * LDD, Qs, tx, njg);    // S^T = K Q^T
         mm_nt_tile<TM, TN, DH>(dp, Vs + row0 * LDD, dOs, tx, njg);  // dP^T = V dO^T
+        float lj[TN], dj[TN];   // read once, ahead of the Ps / dSs stores
+#pragma unroll
+        for (int j = 0; j < TN; j++) {
+            lj[j] = lse2[tx + 8 * j];
+            dj[j] = Dq[tx + 8 * j];
+        }
 #pragma unroll
         for (int i = 0; i < TM; i++) {
             const int key = k0 + row0 + 4 * i;
@@ -449,9 +480,9 @@ __global__ void __launch_bounds__(kThreads, DH <= 64 ? 3 : 2) attn_bwd_dkdv_kern
             for (int j = 0; j < TN; j++) {
                 const int qj = tx + 8 * j;
                 const bool ok = j < njg && qj < nq && kept[i] && (!p.causal || q0 + qj >= key);
-                const float pj = ok ? exp2f(s[i][j] * p.scale_log2 - lse2[qj]) : 0.f;
+                const float pj = ok ? fast_exp2(s[i][j] * p.scale_log2 - lj[j]) : 0.f;
                 Ps[(row0 + 4 * i) * LDP + qj] = pj;
-                dSs[(row0 + 4 * i) * LDP + qj] = pj * (dp[i][j] - Dq[qj]);
+                dSs[(row0 + 4 * i) * LDP + qj] = pj * (dp[i][j] - dj[j]);
             }
         }
         __syncwarp();
@@ -536,14 +567,17 @@ __global__ void __launch_bounds__(kThreads) attn_bwd_dq_kernel(AttnParams p) {
             for (int j = 0; j < TN; j++) s[i][j] = dp[i][j] = 0.f;
         mm_nt_tile<TM, TN, DH>(s, Qs + row0 * LDD, Ks, tx, njg);    // S = Q K^T
         mm_nt_tile<TM, TN, DH>(dp, dOs + row0 * LDD, Vs, tx, njg);  // dP = dO V^T
+        bool kept[TN];
+#pragma unroll
+        for (int j = 0; j < TN; j++) kept[j] = j < njg && keep[tx + 8 * j] != 0.f;
 #pragma unroll
         for (int i = 0; i < TM; i++) {
             const int qi = q0 + row0 + 4 * i;
 #pragma unroll
             for (int j = 0; j < TN; j++) {
                 const int kj = tx + 8 * j;
-                const bool ok = j < njg && keep[kj] != 0.f && (!p.causal || k0 + kj <= qi);
-                const float pj = ok ? exp2f(s[i][j] * p.scale_log2 - lse2[i]) : 0.f;
+                const bool ok = kept[j] && (!p.causal || k0 + kj <= qi);
+                const float pj = ok ? fast_exp2(s[i][j] * p.scale_log2 - lse2[i]) : 0.f;
                 dSs[(row0 + 4 * i) * LDP + kj] = pj * (dp[i][j] - Di[i]);
             }
         }
@@ -592,13 +626,17 @@ template <typename K> cudaError_t allow_smem(K kern, size_t bytes, unsigned *don
     return e;
 }
 
-template <typename K> int launch(const char *what, K kern, unsigned blocks, unsigned threads, size_t smem,
+template <typename K> int launch(const char *what, K kern, int64_t blocks, unsigned threads, size_t smem,
                                  cudaStream_t st, const AttnParams &p) {
+    if (blocks > 0x7fffffff) {
+        snprintf(g_err, sizeof g_err, "%s: grid of %lld blocks is too large", what, (long long)blocks);
+        return -1;
+    }
 #ifdef IMB_CUDA_EMU
     (void)st;
-    imb_emu_launch(dim3(blocks), dim3(threads), smem, [&] { kern(p); });
+    imb_emu_launch(dim3((unsigned)blocks), dim3(threads), smem, [&] { kern(p); });
 #else
-    kern<<<blocks, threads, smem, st>>>(p);
+    kern<<<(unsigned)blocks, threads, smem, st>>>(p);
 #endif
     cudaError_t e = cudaGetLastError();
     return e == cudaSuccess ? 0 : set_error(what, e);
@@ -613,8 +651,7 @@ template <int DH, bool VEC> int run_fwd(const AttnParams &p, cudaStream_t st) {
     cudaError_t e = allow_smem(kern, smem, &done);
     if (e != cudaSuccess) return set_error("attention forward: shared-memory opt-in", e);
     const int64_t blocks = (int64_t)((p.Lq + L::BM - 1) / L::BM) * p.B * p.H;
-    if (blocks > 0x7fffffff) return snprintf(g_err, sizeof g_err, "attention forward: grid of %lld blocks", (long long)blocks), -1;
-    return launch("attention forward", kern, (unsigned)blocks, kThreads, smem, st, p);
+    return launch("attention forward", kern, blocks, kThreads, smem, st, p);
 }
 
 template <int DH, bool VEC> int run_bwd(const AttnParams &p, cudaStream_t st) {
@@ -623,7 +660,10 @@ template <int DH, bool VEC> int run_bwd(const AttnParams &p, cudaStream_t st) {
     using LQ = DqSmem<DH, C::DQ_TM, C::DQ_TN>;
     static unsigned done_kv, done_q;
     const int64_t rows = (int64_t)p.B * p.Lq * p.H;
-    if (launch("attention backward (rowdot)", attn_rowdot_kernel, (unsigned)((rows + 255) / 256), 256, 0, st, p))
+    // the rowdot kernel reads out (never read by the other kernels) with float4 where it is aligned
+    const bool vec4 = VEC && ((uintptr_t)p.fout & 15u) == 0;
+    if (launch("attention backward (rowdot)", vec4 ? attn_rowdot_kernel<true> : attn_rowdot_kernel<false>,
+               (rows + 255) / 256, 256, 0, st, p))
         return -1;
     if (p.dk || p.dv) {
         auto kern = attn_bwd_dkdv_kernel<DH, C::DKV_TM, C::DKV_TN, VEC>;
@@ -631,7 +671,7 @@ template <int DH, bool VEC> int run_bwd(const AttnParams &p, cudaStream_t st) {
         cudaError_t e = allow_smem(kern, smem, &done_kv);
         if (e != cudaSuccess) return set_error("attention backward dK/dV: shared-memory opt-in", e);
         const int64_t blocks = (int64_t)((p.Lk + LK::BNK - 1) / LK::BNK) * p.B * p.H;
-        if (launch("attention backward (dK, dV)", kern, (unsigned)blocks, kThreads, smem, st, p)) return -1;
+        if (launch("attention backward (dK, dV)", kern, blocks, kThreads, smem, st, p)) return -1;
     }
     if (p.dq) {
         auto kern = attn_bwd_dq_kernel<DH, C::DQ_TM, C::DQ_TN, VEC>;
@@ -639,7 +679,7 @@ template <int DH, bool VEC> int run_bwd(const AttnParams &p, cudaStream_t st) {
         cudaError_t e = allow_smem(kern, smem, &done_q);
         if (e != cudaSuccess) return set_error("attention backward dQ: shared-memory opt-in", e);
         const int64_t blocks = (int64_t)((p.Lq + LQ::BMQ - 1) / LQ::BMQ) * p.B * p.H;
-        if (launch("attention backward (dQ)", kern, (unsigned)blocks, kThreads, smem, st, p)) return -1;
+        if (launch("attention backward (dQ)", kern, blocks, kThreads, smem, st, p)) return -1;
     }
     return 0;
 }
