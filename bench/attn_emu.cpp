@@ -1,8 +1,9 @@
 // Runs kernels/cuda/attention.cu on the CPU (bench/emu) against the CPU reference: a GPU-free test.
 //
 // Build and run from the repository root (see bench/README.md):
+//   gcc -std=c11 -O1 -g -fsanitize=address,undefined -c kernels/cpu/attention.c -o /tmp/cpu_attention.o
 //   g++ -std=c++17 -O1 -g -fsanitize=address,undefined -DIMB_CUDA_EMU -Ibench/emu -Ikernels
-//       bench/attn_emu.cpp kernels/cpu/attention.c -o /tmp/attn_emu && /tmp/attn_emu
+//       bench/attn_emu.cpp /tmp/cpu_attention.o -o /tmp/attn_emu && /tmp/attn_emu
 // Every case runs the forward and backward under forward, reverse and random thread orders, checks
 // out / dq / dk / dv against imb_attention_{fwd,bwd}_cpu (max |diff| / max |ref| <= 1e-5, the parity
 // test's bound), that the gradients are added into what the buffers held, that every run is bit-identical
