@@ -23,6 +23,13 @@ extern "C" {
 #include "attention.h"
 }
 
+// The reference kernels' launches; the emulator (bench/emu) cannot parse <<< >>>.
+#ifdef IMB_CUDA_EMU
+#define LAUNCH(kern, blocks, threads, ...) imb_emu_launch(dim3(blocks), dim3(threads), 0, [&] { kern(__VA_ARGS__); })
+#else
+#define LAUNCH(kern, blocks, threads, ...) kern<<<blocks, threads>>>(__VA_ARGS__)
+#endif
+
 #define CK(x)                                                                                          \
     do {                                                                                               \
         cudaError_t e_ = (x);                                                                          \
@@ -141,19 +148,19 @@ Ref reference(const float *q, const float *k, const float *v, const float *dout,
     CK(cudaMalloc(&y, std::max(nq, nk) * 8));
     Ref r;
     r.out.resize(nq); r.lse.resize(rows); r.dq.resize(nq); r.dk.resize(nk); r.dv.resize(nk);
-    ref_scores<<<blocks_for(nS), 256>>>(P, q, k, mask, s.B, s.H, s.Lq, s.Lk, s.Dh, s.causal, scale);
-    ref_softmax<<<blocks_for(rows), 256>>>(P, lse, rows, s.Lk);
-    ref_dp<<<blocks_for(nS), 256>>>(dS, dout, v, s.B, s.H, s.Lq, s.Lk, s.Dh);
-    ref_ds<<<blocks_for(rows), 256>>>(dS, P, rows, s.Lk);
+    LAUNCH(ref_scores, blocks_for(nS), 256, P, q, k, mask, s.B, s.H, s.Lq, s.Lk, s.Dh, s.causal, scale);
+    LAUNCH(ref_softmax, blocks_for(rows), 256, P, lse, rows, s.Lk);
+    LAUNCH(ref_dp, blocks_for(nS), 256, dS, dout, v, s.B, s.H, s.Lq, s.Lk, s.Dh);
+    LAUNCH(ref_ds, blocks_for(rows), 256, dS, P, rows, s.Lk);
     CK(cudaGetLastError());
     CK(cudaMemcpy(r.lse.data(), lse, rows * 8, cudaMemcpyDeviceToHost));
-    ref_apply<<<blocks_for(nq), 256>>>(y, P, v, s.B, s.H, s.Lq, s.Lk, s.Dh, 0, 1.0);
+    LAUNCH(ref_apply, blocks_for(nq), 256, y, P, v, s.B, s.H, s.Lq, s.Lk, s.Dh, 0, 1.0);
     CK(cudaMemcpy(r.out.data(), y, nq * 8, cudaMemcpyDeviceToHost));
-    ref_apply<<<blocks_for(nq), 256>>>(y, dS, k, s.B, s.H, s.Lq, s.Lk, s.Dh, 0, scale);
+    LAUNCH(ref_apply, blocks_for(nq), 256, y, dS, k, s.B, s.H, s.Lq, s.Lk, s.Dh, 0, scale);
     CK(cudaMemcpy(r.dq.data(), y, nq * 8, cudaMemcpyDeviceToHost));
-    ref_apply<<<blocks_for(nk), 256>>>(y, dS, q, s.B, s.H, s.Lq, s.Lk, s.Dh, 1, scale);
+    LAUNCH(ref_apply, blocks_for(nk), 256, y, dS, q, s.B, s.H, s.Lq, s.Lk, s.Dh, 1, scale);
     CK(cudaMemcpy(r.dk.data(), y, nk * 8, cudaMemcpyDeviceToHost));
-    ref_apply<<<blocks_for(nk), 256>>>(y, P, dout, s.B, s.H, s.Lq, s.Lk, s.Dh, 1, 1.0);
+    LAUNCH(ref_apply, blocks_for(nk), 256, y, P, dout, s.B, s.H, s.Lq, s.Lk, s.Dh, 1, 1.0);
     CK(cudaMemcpy(r.dv.data(), y, nk * 8, cudaMemcpyDeviceToHost));
     CK(cudaGetLastError());
     cudaFree(P); cudaFree(dS); cudaFree(lse); cudaFree(y);

@@ -244,12 +244,36 @@ inline void imb_emu_launch(dim3 grid, dim3 block, size_t smem, const std::functi
     s.smem = nullptr;
 }
 
+// Memory, events and device queries for host programs (bench/attn_bench.cu): device memory is host memory.
+enum cudaMemcpyKind { cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
+inline cudaError_t cudaMalloc(void **p, size_t n) {
+    *p = aligned_alloc(256, (n + 255) & ~(size_t)255);
+    return *p ? cudaSuccess : cudaErrorInvalidValue;
+}
+template <class T> inline cudaError_t cudaMalloc(T **p, size_t n) { return cudaMalloc((void **)p, n); }
+inline cudaError_t cudaFree(void *p) { free(p); return cudaSuccess; }
+inline cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind) { memmove(d, s, n); return cudaSuccess; }
+inline cudaError_t cudaMemset(void *d, int v, size_t n) { memset(d, v, n); return cudaSuccess; }
+inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+typedef struct CUevent_st *cudaEvent_t;
+inline cudaError_t cudaEventCreate(cudaEvent_t *e) { *e = nullptr; return cudaSuccess; }
+inline cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t = nullptr) { return cudaSuccess; }
+inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+inline cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t, cudaEvent_t) { *ms = 0.f; return cudaSuccess; }
+inline cudaError_t cudaEventDestroy(cudaEvent_t) { return cudaSuccess; }
+struct cudaDeviceProp { char name[256]; int major, minor, multiProcessorCount; };
+inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int) {
+    snprintf(p->name, sizeof p->name, "CPU emulation (bench/emu)");
+    p->major = 9; p->minor = 0; p->multiProcessorCount = 1;
+    return cudaSuccess;
+}
+
 inline cudaError_t cudaGetLastError() {
     cudaError_t e = imb_emu::S().err;
     imb_emu::S().err = cudaSuccess;
     return e;
 }
-inline const char *cudaGetErrorString(cudaError_t e) { return e == cudaSuccess ? "no error" : "emulated launch error"; }
+inline const char *cudaGetErrorString(cudaError_t e) { return e == cudaSuccess ? "no error" : "emulated error"; }
 inline cudaError_t cudaGetDevice(int *d) { *d = 0; return cudaSuccess; }
 template <class K> inline cudaError_t cudaFuncSetAttribute(K, cudaFuncAttribute, int v) {
     return v <= 227 * 1024 ? cudaSuccess : cudaErrorInvalidValue;
