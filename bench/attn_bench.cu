@@ -219,6 +219,13 @@ double rel_err(const std::vector<float> &a, const std::vector<double> &ref, floa
     return num / (den + 1e-30);
 }
 
+// Sets the tile choice of kernels/cuda/attention.cu (read at every call) for fwd, dK/dV and dQ.
+void set_tiles(const char *fwd, const char *dkv, const char *dq) {
+    setenv("IMB_ATTN_FWD_TILES", fwd, 1);
+    setenv("IMB_ATTN_DKV_TILES", dkv, 1);
+    setenv("IMB_ATTN_DQ_TILES", dq, 1);
+}
+
 bool check_shape(const Shape &s) {
     const float scale = s.scale > 0 ? s.scale : (float)(1.0 / std::sqrt((double)s.Dh));
     const size_t C = (size_t)s.H * s.Dh, nq = (size_t)s.B * s.Lq * C, nk = (size_t)s.B * s.Lk * C;
@@ -307,11 +314,18 @@ int self_test(bool quick) {
     };
     int fails = 0, n = 0;
     printf("self-test (max |diff| / max |ref| against a double-precision reference; bound %.0e)\n", kTol);
-    for (const Shape &s : shapes) {
-        if (quick && s.B * s.H * s.Lq > 20000) continue;   // the ViT shapes: too slow under compute-sanitizer
-        fails += !check_shape(s);
-        n++;
+    for (const char *tiles : { "large", "small" }) {
+        set_tiles(tiles, tiles, tiles);
+        printf(" %s tiles (Dh <= 64)\n", tiles);
+        for (const Shape &s : shapes) {
+            if (quick && s.B * s.H * s.Lq > 20000) continue;   // the ViT shapes: too slow under compute-sanitizer
+            fails += !check_shape(s);
+            n++;
+        }
     }
+    unsetenv("IMB_ATTN_FWD_TILES");
+    unsetenv("IMB_ATTN_DKV_TILES");
+    unsetenv("IMB_ATTN_DQ_TILES");
     printf("self-test: %d shapes, %d failed\n", n, fails);
     return fails;
 }
@@ -356,13 +370,27 @@ void bench_shape(int B, int H, int L, int Dh) {
         }
     };
     const int warm = 5, reps = 20;
-    double tf = median_ms(fwd, warm, reps);
-    double tb = median_ms(bwd, warm, reps);
-    double tfb = median_ms([&] { fwd(); bwd(); }, warm, reps);
-    CK(cudaDeviceSynchronize());
     const double flop = 4.0 * B * H * (double)L * L * Dh;
-    printf("  (%d, %d, %d, %d) fp32   fwd %7.1f us %6.1f TFLOP/s   bwd %7.1f us %6.1f TFLOP/s   fwd+bwd %7.1f us %6.1f TFLOP/s\n",
-           B, H, L, Dh, tf * 1e3, flop / tf * 1e-9, tb * 1e3, 2.5 * flop / tb * 1e-9, tfb * 1e3, 3.5 * flop / tfb * 1e-9);
+    printf("  (B, H, L, Dh) = (%d, %d, %d, %d), fp32\n", B, H, L, Dh);
+    // the default tile sets first, then each kernel's other choice (the environment switch)
+    struct { const char *fwd, *dkv, *dq, *what; } sets[] = {
+        { "large", "large", "large", "default (large tiles)" },
+        { "small", "small", "small", "all small tiles" },
+        { "large", "large", "small", "dQ small" },
+        { "large", "small", "large", "dK/dV small" },
+    };
+    for (auto &t : sets) {
+        set_tiles(t.fwd, t.dkv, t.dq);
+        double tf = median_ms(fwd, warm, reps);
+        double tb = median_ms(bwd, warm, reps);
+        double tfb = median_ms([&] { fwd(); bwd(); }, warm, reps);
+        CK(cudaDeviceSynchronize());
+        printf("    %-22s fwd %7.1f us %5.1f TFLOP/s   bwd %7.1f us %5.1f TFLOP/s   fwd+bwd %7.1f us %5.1f TFLOP/s\n",
+               t.what, tf * 1e3, flop / tf * 1e-9, tb * 1e3, 2.5 * flop / tb * 1e-9, tfb * 1e3, 3.5 * flop / tfb * 1e-9);
+    }
+    unsetenv("IMB_ATTN_FWD_TILES");
+    unsetenv("IMB_ATTN_DKV_TILES");
+    unsetenv("IMB_ATTN_DQ_TILES");
 }
 
 }   // namespace
@@ -376,8 +404,8 @@ int main(int argc, char **argv) {
     int fails = 0;
     if (test) fails = self_test(quick);
     if (bench) {
-        printf("benchmark (B, H, L, Dh), CUDA events, median of 20 after 5 warm-up runs; FLOPs: fwd 4*B*H*L*L*Dh,"
-               " bwd 2.5x, fwd+bwd 3.5x\n");
+        printf("benchmark: CUDA events, median of 20 after 5 warm-up runs; FLOPs: fwd 4*B*H*L*L*Dh, bwd 2.5x,"
+               " fwd+bwd 3.5x\n");
         bench_shape(64, 6, 197, 64);
         bench_shape(64, 12, 197, 64);
     }

@@ -4,10 +4,10 @@
 //   gcc -std=c11 -O1 -g -fsanitize=address,undefined -c kernels/cpu/attention.c -o /tmp/cpu_attention.o
 //   g++ -std=c++17 -O1 -g -fsanitize=address,undefined -DIMB_CUDA_EMU -Ibench/emu -Ikernels
 //       bench/attn_emu.cpp /tmp/cpu_attention.o -o /tmp/attn_emu && /tmp/attn_emu
-// Every case runs the forward and backward under forward, reverse and random thread orders, checks
-// out / dq / dk / dv against imb_attention_{fwd,bwd}_cpu (max |diff| / max |ref| <= 1e-5, the parity
-// test's bound), that the gradients are added into what the buffers held, that every run is bit-identical
-// (determinism), and that lse matches a double-precision log-sum-exp.
+// Every case runs with both tile sets, and the forward and backward under forward, reverse and random
+// thread orders; it checks out / dq / dk / dv against imb_attention_{fwd,bwd}_cpu (max |diff| / max |ref|
+// <= 1e-5, the parity test's bound), that the gradients are added into what the buffers held, that every
+// run is bit-identical (determinism), and that lse matches a double-precision log-sum-exp.
 #include "cuda_runtime.h"
 #include "../kernels/cuda/attention.cu"
 #include <cmath>
@@ -174,10 +174,17 @@ int main(int argc, char **argv) {
         { "causal 1", 1, 1, 1, 1, 32, 0, 1, 0, 0 },
     };
     int fails = 0, n = 0;
-    for (const Case &c : cases) {
-        if (quick && n >= 4) break;
-        fails += run_case(c) != 0;
-        n++;
+    for (const char *tiles : { "large", "small" }) {   // both tile sets of kernels/cuda/attention.cu
+        setenv("IMB_ATTN_FWD_TILES", tiles, 1);
+        setenv("IMB_ATTN_DKV_TILES", tiles, 1);
+        setenv("IMB_ATTN_DQ_TILES", tiles, 1);
+        printf(" %s tiles\n", tiles);
+        int i = 0;
+        for (const Case &c : cases) {
+            if (quick && i++ >= 4) break;
+            fails += run_case(c) != 0;
+            n++;
+        }
     }
     printf("%d cases, %d failed (%ld emulated blocks)\n", n, fails, imb_emu::S().blocks_run);
     return fails ? 1 : 0;

@@ -32,6 +32,8 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 extern "C" {
 #include "attention.h"
 }
@@ -93,10 +95,6 @@ template <> struct Vec<4> {
         float4 t = *reinterpret_cast<const float4 *>(p);
         o[0] = t.x; o[1] = t.y; o[2] = t.z; o[3] = t.w;
     }
-    __device__ __forceinline__ static void ldg(const float *p, float *o) {
-        float4 t = __ldg(reinterpret_cast<const float4 *>(p));
-        o[0] = t.x; o[1] = t.y; o[2] = t.z; o[3] = t.w;
-    }
     __device__ __forceinline__ static void st(float *p, const float *o) {
         *reinterpret_cast<float4 *>(p) = make_float4(o[0], o[1], o[2], o[3]);
     }
@@ -104,10 +102,6 @@ template <> struct Vec<4> {
 template <> struct Vec<2> {
     __device__ __forceinline__ static void ld(const float *p, float *o) {
         float2 t = *reinterpret_cast<const float2 *>(p);
-        o[0] = t.x; o[1] = t.y;
-    }
-    __device__ __forceinline__ static void ldg(const float *p, float *o) {
-        float2 t = __ldg(reinterpret_cast<const float2 *>(p));
         o[0] = t.x; o[1] = t.y;
     }
     __device__ __forceinline__ static void st(float *p, const float *o) {
@@ -272,8 +266,9 @@ template <int DH, int TM, int TN> struct FwdSmem {
     static constexpr int floats = BM * LDD + 2 * BN * LDD + BM * LDP + BN;
 };
 
-template <int DH, int TM, int TN, bool VEC>
-__global__ void __launch_bounds__(kThreads) attn_fwd_kernel(AttnParams p) {
+// MINB: blocks per SM promised to the compiler, which caps registers at 65536 / (128 * MINB).
+template <int DH, int TM, int TN, int MINB, bool VEC>
+__global__ void __launch_bounds__(kThreads, MINB) attn_fwd_kernel(AttnParams p) {
     using L = FwdSmem<DH, TM, TN>;
     constexpr int BM = L::BM, BN = L::BN, LDD = L::LDD, LDP = L::LDP, NA = AccCols<DH>::N;
     float *Qs = attn_smem();          // [BM][LDD]
@@ -400,10 +395,8 @@ template <int DH, int TM, int TN> struct DkvSmem {
     static constexpr int floats = 2 * BNK * LDD + 2 * BMQ * LDD + 2 * BNK * LDP + 2 * BMQ;
 };
 
-template <int DH, int TM, int TN, bool VEC>
-__global__ void __launch_bounds__(kThreads, DH <= 64 ? 3 : 2) attn_bwd_dkdv_kernel(AttnParams p) {
-    // minimum blocks per SM: 3 caps registers at 168 (12 warps per SM; without the cap DH 64 took 200
-    // registers and 2 blocks); shared memory allows 3 blocks up to DH 64 and 2 at DH 128
+template <int DH, int TM, int TN, int MINB, bool VEC>
+__global__ void __launch_bounds__(kThreads, MINB) attn_bwd_dkdv_kernel(AttnParams p) {
     using L = DkvSmem<DH, TM, TN>;
     constexpr int BNK = L::BNK, BMQ = L::BMQ, LDD = L::LDD, LDP = L::LDP, NA = AccCols<DH>::N;
     float *Ks = attn_smem();            // [BNK][LDD]
@@ -508,8 +501,8 @@ template <int DH, int TM, int TN> struct DqSmem {
     static constexpr int floats = 2 * BMQ * LDD + 2 * BNK * LDD + BMQ * LDP + BNK;
 };
 
-template <int DH, int TM, int TN, bool VEC>
-__global__ void __launch_bounds__(kThreads) attn_bwd_dq_kernel(AttnParams p) {
+template <int DH, int TM, int TN, int MINB, bool VEC>
+__global__ void __launch_bounds__(kThreads, MINB) attn_bwd_dq_kernel(AttnParams p) {
     using L = DqSmem<DH, TM, TN>;
     constexpr int BMQ = L::BMQ, BNK = L::BNK, LDD = L::LDD, LDP = L::LDP, NA = AccCols<DH>::N;
     float *Qs = attn_smem();            // [BMQ][LDD]
@@ -597,14 +590,21 @@ __global__ void __launch_bounds__(kThreads) attn_bwd_dq_kernel(AttnParams p) {
 // ---------------------------------------------------------------------------------------------------
 // Host side.
 
-// Tile shapes per head dim: (TM, TN) of the forward, the dK/dV and the dQ kernel. Dh 128 halves the key
-// tile of the forward and the rows of the backward kernels to keep accumulators in registers and shared
-// memory under ~80 KB (two or more blocks per SM).
-template <int DH> struct Cfg {
-    static constexpr int FWD_TM = 4, FWD_TN = DH <= 64 ? 8 : 4;
-    static constexpr int DKV_TM = DH <= 64 ? 4 : 2, DKV_TN = 4;
-    static constexpr int DQ_TM = DH <= 64 ? 4 : 2, DQ_TN = 4;
+// Tile shapes: (TM, TN) and MINB of each kernel; rows per block = 16*TM, columns per tile = 8*TN.
+// A thread's product step reads TM + TN floats from shared memory for TM*TN FMAs; shared memory delivers
+// 32 floats per clock per SM against 128 FMAs, so a product runs at most at TM*TN / (4 * (TM + TN)) of
+// the FMA peak: 4x4 tiles 50%, 4x8 67%, 8x8 100%. Bigger tiles need more registers (accumulators), which
+// costs occupancy. Two sets for Dh <= 64, chosen per kernel at run time (environment, see tiles_for):
+//   large (default): fwd 8x8, dK/dV 4x8, dQ 8x4; up to 255 registers, ~105 KB shared, 2 blocks per SM;
+//   small:           fwd 4x8, dK/dV 4x4, dQ 4x4; <= 168 registers, 62-71 KB shared, 3 blocks per SM.
+// Dh 128 has one set (accumulators of 16 columns per row): fwd 4x4, dK/dV 2x4, dQ 2x4, 72-78 KB.
+struct TileSet {
+    int fwd_tm, fwd_tn, fwd_minb, dkv_tm, dkv_tn, dkv_minb, dq_tm, dq_tn, dq_minb;
 };
+constexpr TileSet kLarge = { 8, 8, 2, 4, 8, 2, 8, 4, 2 };
+constexpr TileSet kSmall = { 4, 8, 3, 4, 4, 3, 4, 4, 3 };
+constexpr TileSet k128 = { 4, 4, 2, 2, 4, 2, 2, 4, 3 };
+template <int DH, bool LARGE> constexpr TileSet tiles() { return DH > 64 ? k128 : LARGE ? kLarge : kSmall; }
 
 thread_local char g_err[512];
 
@@ -642,11 +642,11 @@ template <typename K> int launch(const char *what, K kern, int64_t blocks, unsig
     return e == cudaSuccess ? 0 : set_error(what, e);
 }
 
-template <int DH, bool VEC> int run_fwd(const AttnParams &p, cudaStream_t st) {
-    using C = Cfg<DH>;
-    using L = FwdSmem<DH, C::FWD_TM, C::FWD_TN>;
+template <int DH, bool VEC, bool LARGE> int run_fwd(const AttnParams &p, cudaStream_t st) {
+    constexpr TileSet T = tiles<DH, LARGE>();
+    using L = FwdSmem<DH, T.fwd_tm, T.fwd_tn>;
     static unsigned done;
-    auto kern = attn_fwd_kernel<DH, C::FWD_TM, C::FWD_TN, VEC>;
+    auto kern = attn_fwd_kernel<DH, T.fwd_tm, T.fwd_tn, T.fwd_minb, VEC>;
     const size_t smem = sizeof(float) * L::floats;
     cudaError_t e = allow_smem(kern, smem, &done);
     if (e != cudaSuccess) return set_error("attention forward: shared-memory opt-in", e);
@@ -654,33 +654,57 @@ template <int DH, bool VEC> int run_fwd(const AttnParams &p, cudaStream_t st) {
     return launch("attention forward", kern, blocks, kThreads, smem, st, p);
 }
 
-template <int DH, bool VEC> int run_bwd(const AttnParams &p, cudaStream_t st) {
-    using C = Cfg<DH>;
-    using LK = DkvSmem<DH, C::DKV_TM, C::DKV_TN>;
-    using LQ = DqSmem<DH, C::DQ_TM, C::DQ_TN>;
-    static unsigned done_kv, done_q;
+template <int DH, bool VEC> int run_rowdot(const AttnParams &p, cudaStream_t st) {
     const int64_t rows = (int64_t)p.B * p.Lq * p.H;
-    // the rowdot kernel reads out (never read by the other kernels) with float4 where it is aligned
+    // out is read by this kernel only: float4 where it is aligned too
     const bool vec4 = VEC && ((uintptr_t)p.fout & 15u) == 0;
-    if (launch("attention backward (rowdot)", vec4 ? attn_rowdot_kernel<true> : attn_rowdot_kernel<false>,
-               (rows + 255) / 256, 256, 0, st, p))
+    return launch("attention backward (rowdot)", vec4 ? attn_rowdot_kernel<true> : attn_rowdot_kernel<false>,
+                  (rows + 255) / 256, 256, 0, st, p);
+}
+
+template <int DH, bool VEC, bool LARGE> int run_dkdv(const AttnParams &p, cudaStream_t st) {
+    constexpr TileSet T = tiles<DH, LARGE>();
+    using LK = DkvSmem<DH, T.dkv_tm, T.dkv_tn>;
+    static unsigned done;
+    auto kern = attn_bwd_dkdv_kernel<DH, T.dkv_tm, T.dkv_tn, T.dkv_minb, VEC>;
+    const size_t smem = sizeof(float) * LK::floats;
+    cudaError_t e = allow_smem(kern, smem, &done);
+    if (e != cudaSuccess) return set_error("attention backward dK/dV: shared-memory opt-in", e);
+    const int64_t blocks = (int64_t)((p.Lk + LK::BNK - 1) / LK::BNK) * p.B * p.H;
+    return launch("attention backward (dK, dV)", kern, blocks, kThreads, smem, st, p);
+}
+
+template <int DH, bool VEC, bool LARGE> int run_dq(const AttnParams &p, cudaStream_t st) {
+    constexpr TileSet T = tiles<DH, LARGE>();
+    using LQ = DqSmem<DH, T.dq_tm, T.dq_tn>;
+    static unsigned done;
+    auto kern = attn_bwd_dq_kernel<DH, T.dq_tm, T.dq_tn, T.dq_minb, VEC>;
+    const size_t smem = sizeof(float) * LQ::floats;
+    cudaError_t e = allow_smem(kern, smem, &done);
+    if (e != cudaSuccess) return set_error("attention backward dQ: shared-memory opt-in", e);
+    const int64_t blocks = (int64_t)((p.Lq + LQ::BMQ - 1) / LQ::BMQ) * p.B * p.H;
+    return launch("attention backward (dQ)", kern, blocks, kThreads, smem, st, p);
+}
+
+// Which tile set each kernel uses for Dh <= 64: large unless the environment says
+// IMB_ATTN_FWD_TILES / IMB_ATTN_DKV_TILES / IMB_ATTN_DQ_TILES=small (read at every call, so a benchmark
+// can compare both in one process).
+bool tiles_large(const char *env) {
+    const char *v = getenv(env);
+    return !(v && !strcmp(v, "small"));
+}
+
+template <int DH, bool VEC> int run_fwd_any(const AttnParams &p, cudaStream_t st) {
+    return tiles_large("IMB_ATTN_FWD_TILES") ? run_fwd<DH, VEC, true>(p, st) : run_fwd<DH, VEC, false>(p, st);
+}
+
+template <int DH, bool VEC> int run_bwd(const AttnParams &p, cudaStream_t st) {
+    if (run_rowdot<DH, VEC>(p, st)) return -1;
+    if ((p.dk || p.dv) && (tiles_large("IMB_ATTN_DKV_TILES") ? run_dkdv<DH, VEC, true>(p, st)
+                                                            : run_dkdv<DH, VEC, false>(p, st)))
         return -1;
-    if (p.dk || p.dv) {
-        auto kern = attn_bwd_dkdv_kernel<DH, C::DKV_TM, C::DKV_TN, VEC>;
-        const size_t smem = sizeof(float) * LK::floats;
-        cudaError_t e = allow_smem(kern, smem, &done_kv);
-        if (e != cudaSuccess) return set_error("attention backward dK/dV: shared-memory opt-in", e);
-        const int64_t blocks = (int64_t)((p.Lk + LK::BNK - 1) / LK::BNK) * p.B * p.H;
-        if (launch("attention backward (dK, dV)", kern, blocks, kThreads, smem, st, p)) return -1;
-    }
-    if (p.dq) {
-        auto kern = attn_bwd_dq_kernel<DH, C::DQ_TM, C::DQ_TN, VEC>;
-        const size_t smem = sizeof(float) * LQ::floats;
-        cudaError_t e = allow_smem(kern, smem, &done_q);
-        if (e != cudaSuccess) return set_error("attention backward dQ: shared-memory opt-in", e);
-        const int64_t blocks = (int64_t)((p.Lq + LQ::BMQ - 1) / LQ::BMQ) * p.B * p.H;
-        if (launch("attention backward (dQ)", kern, blocks, kThreads, smem, st, p)) return -1;
-    }
+    if (p.dq && (tiles_large("IMB_ATTN_DQ_TILES") ? run_dq<DH, VEC, true>(p, st) : run_dq<DH, VEC, false>(p, st)))
+        return -1;
     return 0;
 }
 
@@ -736,10 +760,10 @@ int imb_attention_fwd_cuda(void *stream, float *out, float *lse, const float *q,
     // Lk == 0 needs no special case: the key loop is empty, every row gets zeros and lse = -inf
     const bool vec = aligned16(q) && aligned16(k) && aligned16(v) && aligned16(out);
     switch (Dh <= 16 ? 16 : Dh <= 32 ? 32 : Dh <= 64 ? 64 : 128) {
-    case 16: return Dh == 16 && vec ? run_fwd<16, true>(p, st) : run_fwd<16, false>(p, st);
-    case 32: return Dh == 32 && vec ? run_fwd<32, true>(p, st) : run_fwd<32, false>(p, st);
-    case 64: return Dh == 64 && vec ? run_fwd<64, true>(p, st) : run_fwd<64, false>(p, st);
-    default: return Dh == 128 && vec ? run_fwd<128, true>(p, st) : run_fwd<128, false>(p, st);
+    case 16: return Dh == 16 && vec ? run_fwd_any<16, true>(p, st) : run_fwd_any<16, false>(p, st);
+    case 32: return Dh == 32 && vec ? run_fwd_any<32, true>(p, st) : run_fwd_any<32, false>(p, st);
+    case 64: return Dh == 64 && vec ? run_fwd_any<64, true>(p, st) : run_fwd_any<64, false>(p, st);
+    default: return Dh == 128 && vec ? run_fwd_any<128, true>(p, st) : run_fwd_any<128, false>(p, st);
     }
 }
 
