@@ -10,7 +10,7 @@
 //     different barrier, aborts with a message instead of hanging;
 //   - dynamic shared memory is a heap buffer of exactly the launch's size, filled with NaN at each block
 //     start, so reads of unwritten shared memory poison the result and overruns trip the sanitizer;
-//   - shuffles need all 32 lanes (full mask), as the kernels assume.
+//   - shuffles and mma.sync (m16n8k8 tf32, the PTX ISA's fragment layouts) need all 32 lanes.
 #ifndef IMB_EMU_CUDA_RUNTIME_H
 #define IMB_EMU_CUDA_RUNTIME_H
 #ifndef IMB_CUDA_EMU
@@ -73,6 +73,7 @@ struct State {
     unsigned char *smem = nullptr;
     size_t smem_bytes = 0;
     std::vector<double> shfl;   // [warp][phase 0/1][lane]
+    std::vector<uint32_t> mma;  // [warp][phase 0/1][lane][a0..3, b0..1, c0..3]
     int order = 0;              // 0 forward, 1 reverse, 2 random
     std::mt19937 rng{ 12345 };
     cudaError_t err = cudaSuccess;
@@ -219,6 +220,44 @@ template <class T> inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, i
 }
 template <class T> inline T __shfl_sync(unsigned mask, T v, int src, int width = 32) {
     return imb_emu_shfl(mask, v, src, false, width);
+}
+
+inline uint32_t __float_as_uint(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
+inline float __uint_as_float(uint32_t u) { float x; memcpy(&x, &u, 4); return x; }
+
+// mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 d, a, b, d: a warp-collective op. Fragment layouts
+// (PTX ISA), g = lane / 4, t = lane % 4: A a0 (g, t), a1 (g+8, t), a2 (g, t+4), a3 (g+8, t+4); B b0 (k t,
+// n g), b1 (k t+4, n g); C/D c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t), c3 (g+8, 2t+1). Operands are read as
+// tf32 (the low 13 bits ignored, as the hardware does); sums run in fp32, k ascending.
+inline void imb_emu_mma_m16n8k8_tf32(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+    using namespace imb_emu;
+    State &s = S();
+    Fiber &f = s.f[s.cur];
+    const int w = f.lin / 32, lane = f.lin % 32, ph = f.shfl_phase;
+    f.shfl_phase ^= 1;
+    if (s.mma.size() < s.shfl.size() / 32 * 10 * 32) s.mma.resize(s.shfl.size() / 32 * 10 * 32);
+    uint32_t *slot = &s.mma[(((size_t)w * 2 + ph) * 32 + lane) * 10];
+    for (int i = 0; i < 4; i++) slot[i] = a[i];
+    slot[4] = b[0]; slot[5] = b[1];
+    for (int i = 0; i < 4; i++) slot[6 + i] = __float_as_uint(d[i]);
+    wait_at(AT_WARP);
+    float A[16][8], B[8][8], C[16][8];
+    for (int L = 0; L < 32; L++) {
+        const uint32_t *o = &s.mma[(((size_t)w * 2 + ph) * 32 + L) * 10];
+        const int g = L >> 2, t = L & 3;
+        auto tf = [](uint32_t u) { return __uint_as_float(u & 0xffffe000u); };
+        A[g][t] = tf(o[0]); A[g + 8][t] = tf(o[1]); A[g][t + 4] = tf(o[2]); A[g + 8][t + 4] = tf(o[3]);
+        B[t][g] = tf(o[4]); B[t + 4][g] = tf(o[5]);
+        C[g][2 * t] = __uint_as_float(o[6]); C[g][2 * t + 1] = __uint_as_float(o[7]);
+        C[g + 8][2 * t] = __uint_as_float(o[8]); C[g + 8][2 * t + 1] = __uint_as_float(o[9]);
+    }
+    const int g = lane >> 2, t = lane & 3;
+    const int rr[4] = { g, g, g + 8, g + 8 }, cc[4] = { 2 * t, 2 * t + 1, 2 * t, 2 * t + 1 };
+    for (int i = 0; i < 4; i++) {
+        float acc = C[rr[i]][cc[i]];
+        for (int k = 0; k < 8; k++) acc += A[rr[i]][k] * B[k][cc[i]];
+        d[i] = acc;
+    }
 }
 
 template <class T> inline T *imb_emu_dynamic_smem() { return reinterpret_cast<T *>(imb_emu::S().smem); }

@@ -365,6 +365,220 @@ __global__ void __launch_bounds__(kThreads, MINB) attn_fwd_kernel(AttnParams p) 
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Forward on tensor cores (opt-in: IMB_ATTN_FWD_TILES=tc), fp32 accuracy through 3xTF32: each operand x is
+// split into big = tf32(x) and small = tf32(x - big), and a product is accumulated as small*big +
+// big*small + big*big (the dropped small*small term is ~2^-22 relative; plain tf32 would be ~2^-11 and
+// miss the 1e-5 parity bound). mma.m16n8k8 (tf32 in, fp32
+// accumulate), fragment layouts per the PTX ISA, with g = lane / 4 and t = lane % 4:
+//   A 16x8 (row): a0 (g, t), a1 (g+8, t), a2 (g, t+4), a3 (g+8, t+4)
+//   B 8x8 (col):  b0 (k = t, n = g), b1 (k = t+4, n = g)
+//   C 16x8:       c0 (g, 2t), c1 (g, 2t+1), c2 (g+8, 2t), c3 (g+8, 2t+1)
+// Each warp owns 16 query rows. S = Q K^T comes out in C layout; P V needs P in A layout, which the C
+// registers already are if the 8 keys of a chunk enter the P V product permuted (k index t <-> key 2t,
+// t+4 <-> key 2t+1): the contraction does not care about key order, and V's B fragment is read with the
+// same permutation. So P never goes through shared memory.
+// x = big + small with big, small tf32 values (low 13 bits zero): round-half-away at bit 13 on the bits
+// (what cvt.rna.tf32 does, but as two integer ops, and the same code in the emulator); x - big is exact.
+__device__ __forceinline__ void split_tf32(float x, uint32_t &big, uint32_t &small) {
+    big = (__float_as_uint(x) + 0x1000u) & 0xffffe000u;
+    small = (__float_as_uint(x - __uint_as_float(big)) + 0x1000u) & 0xffffe000u;
+}
+__device__ __forceinline__ void mma_tf32(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+#ifdef IMB_CUDA_EMU
+    imb_emu_mma_m16n8k8_tf32(d, a, b);
+#else
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+                 "{%0, %1, %2, %3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+// Rows = 16 per warp, BM = 64 queries per block; BN = 64 keys per tile.
+template <int DH> struct FwdTcSmem {
+    static constexpr int BM = 16 * kWarps, BN = 64, LDD = ld_of(DH);
+    static constexpr int floats = BM * LDD + 2 * BN * LDD + BN;
+};
+
+// s[j] += (A B^T) for the warp's 16 rows of A and columns 8j..8j+7 of B^T, i.e. rows of B, over the
+// head dim: Q K^T, dO V^T, K Q^T, V dO^T. Aw points at the warp's first row, Bm at the tile's row 0, both
+// [*][DH + 4]. Only column chunks j < njg (PARTIAL).
+template <int DH, int NJ, bool PARTIAL>
+__device__ __forceinline__ void tc_nt(float (&s)[NJ][4], const float *Aw, const float *Bm, int g, int t, int njg) {
+    constexpr int LD = ld_of(DH);
+#pragma unroll 2
+    for (int d0 = 0; d0 < DH; d0 += 8) {
+        float a[4];
+        a[0] = Aw[g * LD + d0 + t];
+        a[1] = Aw[(g + 8) * LD + d0 + t];
+        a[2] = Aw[g * LD + d0 + t + 4];
+        a[3] = Aw[(g + 8) * LD + d0 + t + 4];
+        uint32_t ab[4], as[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) split_tf32(a[i], ab[i], as[i]);
+#pragma unroll
+        for (int j = 0; j < NJ; j++) {
+            if (PARTIAL && j >= njg) continue;
+            uint32_t bb[2], bs[2];
+            split_tf32(Bm[(8 * j + g) * LD + d0 + t], bb[0], bs[0]);
+            split_tf32(Bm[(8 * j + g) * LD + d0 + t + 4], bb[1], bs[1]);
+            mma_tf32(s[j], as, bb);
+            mma_tf32(s[j], ab, bs);
+            mma_tf32(s[j], ab, bb);
+        }
+    }
+}
+
+template <int DH, int NJ>
+__device__ __forceinline__ void tc_nt_tile(float (&s)[NJ][4], const float *Aw, const float *Bm, int g, int t, int njg) {
+    if (njg >= NJ) tc_nt<DH, NJ, false>(s, Aw, Bm, g, t, NJ);
+    else tc_nt<DH, NJ, true>(s, Aw, Bm, g, t, njg);
+}
+
+// o[n] += P V for the warp's 16 rows: P (16 x 8*NJ) in the C registers of a tc_nt product, V a
+// [8*NJ][DH + 4] tile (rows past the valid ones zero). Chunks j >= njg are skipped (P is 0 there). The
+// chunk's keys enter permuted (k index t <-> key 2t, t+4 <-> 2t+1) so that P's C registers are its A
+// fragment as they are.
+template <int DH, int NJ>
+__device__ __forceinline__ void tc_pv(float (&o)[DH / 8][4], const float (&pm)[NJ][4], const float *V, int g, int t,
+                                      int njg) {
+    constexpr int LD = ld_of(DH), ND = DH / 8;
+#pragma unroll
+    for (int j = 0; j < NJ; j++) {
+        if (j >= njg) continue;   // warp-uniform
+        const float a[4] = { pm[j][0], pm[j][2], pm[j][1], pm[j][3] };
+        uint32_t ab[4], as[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) split_tf32(a[i], ab[i], as[i]);
+        const float *v0 = V + (8 * j + 2 * t) * LD + g, *v1 = v0 + LD;
+#pragma unroll
+        for (int n = 0; n < ND; n++) {
+            uint32_t bb[2], bs[2];
+            split_tf32(v0[8 * n], bb[0], bs[0]);
+            split_tf32(v1[8 * n], bb[1], bs[1]);
+            mma_tf32(o[n], as, bb);
+            mma_tf32(o[n], ab, bs);
+            mma_tf32(o[n], ab, bb);
+        }
+    }
+}
+
+// Adds (ADD) or writes mul * the warp's C-layout accumulator rows into a token row of a [.., C] tensor:
+// r = 0 is the lane's row g (registers 0, 1), r = 1 row g + 8 (registers 2, 3); columns 8n + 2t, +1.
+template <int DH, bool VEC, bool ADD>
+__device__ __forceinline__ void tc_store_row(float *row, const float (&o)[DH / 8][4], int r, float mul, int t, int Dh) {
+#pragma unroll
+    for (int n = 0; n < DH / 8; n++) {
+        const int col = 8 * n + 2 * t;
+        float x0 = o[n][2 * r] * mul, x1 = o[n][2 * r + 1] * mul;
+        if (VEC) {
+            if (ADD) {
+                const float2 y = *reinterpret_cast<const float2 *>(row + col);
+                x0 += y.x;
+                x1 += y.y;
+            }
+            *reinterpret_cast<float2 *>(row + col) = make_float2(x0, x1);
+        } else {
+            if (col < Dh) row[col] = ADD ? row[col] + x0 : x0;
+            if (col + 1 < Dh) row[col + 1] = ADD ? row[col + 1] + x1 : x1;
+        }
+    }
+}
+
+template <int DH, bool VEC>
+__global__ void __launch_bounds__(kThreads) attn_fwd_tc_kernel(AttnParams p) {
+    using L = FwdTcSmem<DH>;
+    constexpr int BM = L::BM, BN = L::BN, LDD = L::LDD, NJ = BN / 8, ND = DH / 8;
+    float *Qs = attn_smem();          // [BM][LDD]
+    float *Ks = Qs + BM * LDD;        // [BN][LDD]
+    float *Vs = Ks + BN * LDD;        // [BN][LDD]
+    float *keep = Vs + BN * LDD;      // [BN]
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int ntiles = (p.Lq + BM - 1) / BM;
+    const TileIdx ti = tile_index(ntiles, p.H, p.causal != 0);
+    const int q0 = ti.tile * BM, nq = imin(BM, p.Lq - q0);
+    const int64_t hoff = (int64_t)ti.h * p.Dh;
+    const bool warp_rows = q0 + warp * 16 < p.Lq;
+    const int qa = q0 + warp * 16 + g, qb = qa + 8;   // this lane's two query rows
+
+    load_tile<DH, BM, VEC>(Qs, p.q + ((int64_t)ti.b * p.Lq + q0) * p.C + hoff, p.C, nq, p.Dh, tid);
+
+    float m[2] = { -INFINITY, -INFINITY }, l[2] = { 0.f, 0.f }, o[ND][4];
+#pragma unroll
+    for (int n = 0; n < ND; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+
+    const int kend = p.causal ? imin(p.Lk, q0 + BM) : p.Lk;
+    for (int k0 = 0; k0 < kend; k0 += BN) {
+        const int nk = imin(BN, p.Lk - k0);
+        __syncthreads();
+        const int64_t kvoff = ((int64_t)ti.b * p.Lk + k0) * p.C + hoff;
+        load_tile<DH, BN, VEC>(Ks, p.k + kvoff, p.C, nk, p.Dh, tid);
+        load_tile<DH, BN, VEC>(Vs, p.v + kvoff, p.C, nk, p.Dh, tid);
+        for (int j = tid; j < BN; j += kThreads)
+            keep[j] = (j < nk && (!p.mask || p.mask[(int64_t)ti.b * p.Lk + k0 + j] != 0.0f)) ? 1.f : 0.f;
+        __syncthreads();
+        if (!warp_rows) continue;
+
+        const int njg = (nk + 7) >> 3;
+        float s[NJ][4];
+#pragma unroll
+        for (int j = 0; j < NJ; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+        tc_nt_tile<DH, NJ>(s, Qs + warp * 16 * LDD, Ks, g, t, njg);
+
+        float mx[2] = { -INFINITY, -INFINITY };
+#pragma unroll
+        for (int j = 0; j < NJ; j++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                const int kj = 8 * j + 2 * t + (c & 1);   // key within the tile
+                const int qi = c < 2 ? qa : qb;
+                const bool ok = j < njg && keep[kj] != 0.f && (!p.causal || k0 + kj <= qi);
+                s[j][c] = ok ? s[j][c] * p.scale_log2 : -INFINITY;
+                mx[c >> 1] = fmaxf(mx[c >> 1], s[j][c]);
+            }
+        float mref[2], alpha[2], psum[2] = { 0.f, 0.f };
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+            const float mnew = fmaxf(m[r], mx[r]);
+            mref[r] = mnew == -INFINITY ? 0.f : mnew;   // see the SIMT forward
+            alpha[r] = fast_exp2(m[r] - mref[r]);
+            m[r] = mnew;
+        }
+#pragma unroll
+        for (int j = 0; j < NJ; j++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                s[j][c] = fast_exp2(s[j][c] - mref[c >> 1]);
+                psum[c >> 1] += s[j][c];
+            }
+#pragma unroll
+        for (int r = 0; r < 2; r++) l[r] = l[r] * alpha[r] + psum[r];
+#pragma unroll
+        for (int n = 0; n < ND; n++) {
+            o[n][0] *= alpha[0]; o[n][1] *= alpha[0];
+            o[n][2] *= alpha[1]; o[n][3] *= alpha[1];
+        }
+        tc_pv<DH, NJ>(o, s, Vs, g, t, njg);   // O += P V
+    }
+
+    if (!warp_rows) return;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float lt = l[r];
+        lt += __shfl_xor_sync(0xffffffffu, lt, 1);
+        lt += __shfl_xor_sync(0xffffffffu, lt, 2);
+        const int qi = r ? qb : qa;
+        if (qi >= p.Lq) continue;
+        const float inv = lt > 0.f ? 1.f / lt : 0.f;
+        tc_store_row<DH, VEC, false>(p.out + ((int64_t)ti.b * p.Lq + qi) * p.C + hoff, o, r, inv, t, p.Dh);
+        if (p.lse && t == 0) p.lse[(int64_t)ti.bh * p.Lq + qi] = lt > 0.f ? m[r] * kLn2 + logf(lt) : -INFINITY;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Backward step 1: rowdot[b, h, i] = sum_d dout[b, i, h*Dh + d] * out[b, i, h*Dh + d] (= sum_j P_ij dP_ij).
 // One thread per (b, i, h), consecutive threads on consecutive heads of one token: together contiguous.
 template <bool VEC>
@@ -588,6 +802,182 @@ __global__ void __launch_bounds__(kThreads, MINB) attn_bwd_dq_kernel(AttnParams 
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Backward on tensor cores (opt-in: IMB_ATTN_DKV_TILES=tc, IMB_ATTN_DQ_TILES=tc; Dh <= 64, larger head dims
+// keep the SIMT kernels, whose 64 x 64 tiles here would need 132 KB of shared memory): the same two kernels
+// as above with 3xTF32 mma products (see the tensor-core forward); every warp owns 16 rows, tiles 64 x 64.
+template <int DH> struct DkvTcSmem {
+    static constexpr int BNK = 16 * kWarps, BMQ = 64, LDD = ld_of(DH);
+    static constexpr int floats = 2 * BNK * LDD + 2 * BMQ * LDD + 2 * BMQ;
+};
+
+template <int DH, bool VEC>
+__global__ void __launch_bounds__(kThreads, 2) attn_bwd_dkdv_tc_kernel(AttnParams p) {
+    using L = DkvTcSmem<DH>;
+    constexpr int BNK = L::BNK, BMQ = L::BMQ, LDD = L::LDD, NJ = BMQ / 8, ND = DH / 8;
+    float *Ks = attn_smem();            // [BNK][LDD]
+    float *Vs = Ks + BNK * LDD;         // [BNK][LDD]
+    float *Qs = Vs + BNK * LDD;         // [BMQ][LDD]
+    float *dOs = Qs + BMQ * LDD;        // [BMQ][LDD]
+    float *lse2 = dOs + BMQ * LDD;      // [BMQ] base-2 lse; +inf for padding and for queries with no key
+    float *Dq = lse2 + BMQ;             // [BMQ] rowdot; 0 for padding
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int ntiles = (p.Lk + BNK - 1) / BNK;
+    const TileIdx ti = tile_index(ntiles, p.H, false);
+    const int k0 = ti.tile * BNK, nk = imin(BNK, p.Lk - k0);
+    const int64_t hoff = (int64_t)ti.h * p.Dh;
+    const bool warp_rows = k0 + warp * 16 < p.Lk;
+    const int key[2] = { k0 + warp * 16 + g, k0 + warp * 16 + g + 8 };   // this lane's two keys
+
+    const int64_t kvoff = ((int64_t)ti.b * p.Lk + k0) * p.C + hoff;
+    load_tile<DH, BNK, VEC>(Ks, p.k + kvoff, p.C, nk, p.Dh, tid);
+    load_tile<DH, BNK, VEC>(Vs, p.v + kvoff, p.C, nk, p.Dh, tid);
+    bool kept[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++)
+        kept[r] = key[r] < p.Lk && (!p.mask || p.mask[(int64_t)ti.b * p.Lk + key[r]] != 0.0f);
+    float dk[ND][4], dv[ND][4];
+#pragma unroll
+    for (int n = 0; n < ND; n++)
+#pragma unroll
+        for (int c = 0; c < 4; c++) dk[n][c] = dv[n][c] = 0.f;
+
+    const int qstart = p.causal ? (k0 / BMQ) * BMQ : 0;
+    for (int q0 = qstart; q0 < p.Lq; q0 += BMQ) {
+        const int nq = imin(BMQ, p.Lq - q0);
+        __syncthreads();
+        const int64_t qoff = ((int64_t)ti.b * p.Lq + q0) * p.C + hoff;
+        load_tile<DH, BMQ, VEC>(Qs, p.q + qoff, p.C, nq, p.Dh, tid);
+        load_tile<DH, BMQ, VEC>(dOs, p.dout + qoff, p.C, nq, p.Dh, tid);
+        for (int j = tid; j < BMQ; j += kThreads) {
+            float lv = INFINITY, dv_ = 0.f;
+            if (j < nq) {
+                const int64_t r = (int64_t)ti.bh * p.Lq + q0 + j;
+                const float ls = p.lse_in[r];
+                lv = ls == -INFINITY ? INFINITY : ls * kLog2e;
+                dv_ = p.rowdot[r];
+            }
+            lse2[j] = lv;
+            Dq[j] = dv_;
+        }
+        __syncthreads();
+        if (!warp_rows) continue;
+
+        const int njg = (nq + 7) >> 3;
+        float s[NJ][4], dp[NJ][4];
+#pragma unroll
+        for (int j = 0; j < NJ; j++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) s[j][c] = dp[j][c] = 0.f;
+        tc_nt_tile<DH, NJ>(s, Ks + warp * 16 * LDD, Qs, g, t, njg);    // S^T = K Q^T
+        tc_nt_tile<DH, NJ>(dp, Vs + warp * 16 * LDD, dOs, g, t, njg);  // dP^T = V dO^T
+#pragma unroll
+        for (int j = 0; j < NJ; j++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                const int qc = 8 * j + 2 * t + (c & 1);   // query within the tile
+                const bool ok = qc < nq && kept[c >> 1] && (!p.causal || q0 + qc >= key[c >> 1]);
+                const float pj = ok ? fast_exp2(s[j][c] * p.scale_log2 - lse2[qc]) : 0.f;
+                dp[j][c] = pj * (dp[j][c] - Dq[qc]);   // dS^T
+                s[j][c] = pj;                          // P^T
+            }
+        tc_pv<DH, NJ>(dv, s, dOs, g, t, njg);   // dV += P^T dO
+        tc_pv<DH, NJ>(dk, dp, Qs, g, t, njg);   // dK += dS^T Q (scale applied at the end)
+    }
+
+    if (!warp_rows) return;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        if (key[r] >= p.Lk) continue;
+        const int64_t off = ((int64_t)ti.b * p.Lk + key[r]) * p.C + hoff;
+        if (p.dk) tc_store_row<DH, VEC, true>(p.dk + off, dk, r, p.scale, t, p.Dh);
+        if (p.dv) tc_store_row<DH, VEC, true>(p.dv + off, dv, r, 1.f, t, p.Dh);
+    }
+}
+
+template <int DH> struct DqTcSmem {
+    static constexpr int BMQ = 16 * kWarps, BNK = 64, LDD = ld_of(DH);
+    static constexpr int floats = 2 * BMQ * LDD + 2 * BNK * LDD + BNK;
+};
+
+template <int DH, bool VEC>
+__global__ void __launch_bounds__(kThreads) attn_bwd_dq_tc_kernel(AttnParams p) {
+    using L = DqTcSmem<DH>;
+    constexpr int BMQ = L::BMQ, BNK = L::BNK, LDD = L::LDD, NJ = BNK / 8, ND = DH / 8;
+    float *Qs = attn_smem();            // [BMQ][LDD]
+    float *dOs = Qs + BMQ * LDD;        // [BMQ][LDD]
+    float *Ks = dOs + BMQ * LDD;        // [BNK][LDD]
+    float *Vs = Ks + BNK * LDD;         // [BNK][LDD]
+    float *keep = Vs + BNK * LDD;       // [BNK]
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int ntiles = (p.Lq + BMQ - 1) / BMQ;
+    const TileIdx ti = tile_index(ntiles, p.H, p.causal != 0);
+    const int q0 = ti.tile * BMQ, nq = imin(BMQ, p.Lq - q0);
+    const int64_t hoff = (int64_t)ti.h * p.Dh;
+    const bool warp_rows = q0 + warp * 16 < p.Lq;
+    const int qrow[2] = { q0 + warp * 16 + g, q0 + warp * 16 + g + 8 };   // this lane's two queries
+
+    const int64_t qoff = ((int64_t)ti.b * p.Lq + q0) * p.C + hoff;
+    load_tile<DH, BMQ, VEC>(Qs, p.q + qoff, p.C, nq, p.Dh, tid);
+    load_tile<DH, BMQ, VEC>(dOs, p.dout + qoff, p.C, nq, p.Dh, tid);
+    float lse2[2], Di[2], dq[ND][4];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        lse2[r] = INFINITY;
+        Di[r] = 0.f;
+        if (qrow[r] < p.Lq) {
+            const int64_t i = (int64_t)ti.bh * p.Lq + qrow[r];
+            const float ls = p.lse_in[i];
+            lse2[r] = ls == -INFINITY ? INFINITY : ls * kLog2e;
+            Di[r] = p.rowdot[i];
+        }
+    }
+#pragma unroll
+    for (int n = 0; n < ND; n++) dq[n][0] = dq[n][1] = dq[n][2] = dq[n][3] = 0.f;
+
+    const int kend = p.causal ? imin(p.Lk, q0 + BMQ) : p.Lk;
+    for (int k0 = 0; k0 < kend; k0 += BNK) {
+        const int nk = imin(BNK, p.Lk - k0);
+        __syncthreads();
+        const int64_t kvoff = ((int64_t)ti.b * p.Lk + k0) * p.C + hoff;
+        load_tile<DH, BNK, VEC>(Ks, p.k + kvoff, p.C, nk, p.Dh, tid);
+        load_tile<DH, BNK, VEC>(Vs, p.v + kvoff, p.C, nk, p.Dh, tid);
+        for (int j = tid; j < BNK; j += kThreads)
+            keep[j] = (j < nk && (!p.mask || p.mask[(int64_t)ti.b * p.Lk + k0 + j] != 0.0f)) ? 1.f : 0.f;
+        __syncthreads();
+        if (!warp_rows) continue;
+
+        const int njg = (nk + 7) >> 3;
+        float s[NJ][4], dp[NJ][4];
+#pragma unroll
+        for (int j = 0; j < NJ; j++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) s[j][c] = dp[j][c] = 0.f;
+        tc_nt_tile<DH, NJ>(s, Qs + warp * 16 * LDD, Ks, g, t, njg);    // S = Q K^T
+        tc_nt_tile<DH, NJ>(dp, dOs + warp * 16 * LDD, Vs, g, t, njg);  // dP = dO V^T
+#pragma unroll
+        for (int j = 0; j < NJ; j++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                const int kc = 8 * j + 2 * t + (c & 1);   // key within the tile
+                const bool ok = j < njg && keep[kc] != 0.f && (!p.causal || k0 + kc <= qrow[c >> 1]);
+                const float pj = ok ? fast_exp2(s[j][c] * p.scale_log2 - lse2[c >> 1]) : 0.f;
+                dp[j][c] = pj * (dp[j][c] - Di[c >> 1]);   // dS
+            }
+        tc_pv<DH, NJ>(dq, dp, Ks, g, t, njg);   // dQ += dS K
+    }
+
+    if (!warp_rows) return;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        if (qrow[r] >= p.Lq) continue;
+        tc_store_row<DH, VEC, true>(p.dq + ((int64_t)ti.b * p.Lq + qrow[r]) * p.C + hoff, dq, r, p.scale, t, p.Dh);
+    }
+}
+
+
+// ---------------------------------------------------------------------------------------------------
 // Host side.
 
 // Tile shapes: (TM, TN) and MINB of each kernel; rows per block = 16*TM, columns per tile = 8*TN.
@@ -686,25 +1076,67 @@ template <int DH, bool VEC, bool LARGE> int run_dq(const AttnParams &p, cudaStre
     return launch("attention backward (dQ)", kern, blocks, kThreads, smem, st, p);
 }
 
-// Which tile set each kernel uses for Dh <= 64: large unless the environment says
-// IMB_ATTN_FWD_TILES / IMB_ATTN_DKV_TILES / IMB_ATTN_DQ_TILES=small (read at every call, so a benchmark
-// can compare both in one process).
-bool tiles_large(const char *env) {
-    const char *v = getenv(env);
-    return !(v && !strcmp(v, "small"));
+template <int DH, bool VEC> int run_fwd_tc(const AttnParams &p, cudaStream_t st) {
+    using L = FwdTcSmem<DH>;
+    static unsigned done;
+    auto kern = attn_fwd_tc_kernel<DH, VEC>;
+    const size_t smem = sizeof(float) * L::floats;
+    cudaError_t e = allow_smem(kern, smem, &done);
+    if (e != cudaSuccess) return set_error("attention forward (tensor cores): shared-memory opt-in", e);
+    const int64_t blocks = (int64_t)((p.Lq + L::BM - 1) / L::BM) * p.B * p.H;
+    return launch("attention forward (tensor cores)", kern, blocks, kThreads, smem, st, p);
 }
 
+template <int DH, bool VEC> int run_dkdv_tc(const AttnParams &p, cudaStream_t st) {
+    using L = DkvTcSmem<DH>;
+    static unsigned done;
+    auto kern = attn_bwd_dkdv_tc_kernel<DH, VEC>;
+    const size_t smem = sizeof(float) * L::floats;
+    cudaError_t e = allow_smem(kern, smem, &done);
+    if (e != cudaSuccess) return set_error("attention backward dK/dV (tensor cores): shared-memory opt-in", e);
+    const int64_t blocks = (int64_t)((p.Lk + L::BNK - 1) / L::BNK) * p.B * p.H;
+    return launch("attention backward (dK, dV, tensor cores)", kern, blocks, kThreads, smem, st, p);
+}
+
+template <int DH, bool VEC> int run_dq_tc(const AttnParams &p, cudaStream_t st) {
+    using L = DqTcSmem<DH>;
+    static unsigned done;
+    auto kern = attn_bwd_dq_tc_kernel<DH, VEC>;
+    const size_t smem = sizeof(float) * L::floats;
+    cudaError_t e = allow_smem(kern, smem, &done);
+    if (e != cudaSuccess) return set_error("attention backward dQ (tensor cores): shared-memory opt-in", e);
+    const int64_t blocks = (int64_t)((p.Lq + L::BMQ - 1) / L::BMQ) * p.B * p.H;
+    return launch("attention backward (dQ, tensor cores)", kern, blocks, kThreads, smem, st, p);
+}
+
+// Which tile set each kernel uses for Dh <= 64: large unless the environment says
+// IMB_ATTN_FWD_TILES / IMB_ATTN_DKV_TILES / IMB_ATTN_DQ_TILES=small (read at every call, so a benchmark
+// can compare them in one process). The value tc selects that kernel's tensor-core version (any Dh).
+const char *tiles_env(const char *env) {
+    const char *v = getenv(env);
+    return v ? v : "large";
+}
+bool tiles_large(const char *env) { return strcmp(tiles_env(env), "small") != 0; }
+
 template <int DH, bool VEC> int run_fwd_any(const AttnParams &p, cudaStream_t st) {
+    if (!strcmp(tiles_env("IMB_ATTN_FWD_TILES"), "tc")) return run_fwd_tc<DH, VEC>(p, st);
     return tiles_large("IMB_ATTN_FWD_TILES") ? run_fwd<DH, VEC, true>(p, st) : run_fwd<DH, VEC, false>(p, st);
 }
 
 template <int DH, bool VEC> int run_bwd(const AttnParams &p, cudaStream_t st) {
     if (run_rowdot<DH, VEC>(p, st)) return -1;
-    if ((p.dk || p.dv) && (tiles_large("IMB_ATTN_DKV_TILES") ? run_dkdv<DH, VEC, true>(p, st)
-                                                            : run_dkdv<DH, VEC, false>(p, st)))
-        return -1;
-    if (p.dq && (tiles_large("IMB_ATTN_DQ_TILES") ? run_dq<DH, VEC, true>(p, st) : run_dq<DH, VEC, false>(p, st)))
-        return -1;
+    if (p.dk || p.dv) {
+        const char *v = tiles_env("IMB_ATTN_DKV_TILES");
+        if (!strcmp(v, "tc") && DH <= 64 ? run_dkdv_tc<DH <= 64 ? DH : 64, VEC>(p, st)
+            : strcmp(v, "small") ? run_dkdv<DH, VEC, true>(p, st) : run_dkdv<DH, VEC, false>(p, st))
+            return -1;
+    }
+    if (p.dq) {
+        const char *v = tiles_env("IMB_ATTN_DQ_TILES");
+        if (!strcmp(v, "tc") && DH <= 64 ? run_dq_tc<DH <= 64 ? DH : 64, VEC>(p, st)
+            : strcmp(v, "small") ? run_dq<DH, VEC, true>(p, st) : run_dq<DH, VEC, false>(p, st))
+            return -1;
+    }
     return 0;
 }
 
