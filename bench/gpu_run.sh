@@ -22,7 +22,7 @@ row "compute-sanitizer memcheck" "rc=$? $(grep -m1 'ERROR SUMMARY' "$OUT/memchec
 timeout 200 compute-sanitizer --tool racecheck --error-exitcode 9 tests/test_cuda_smoke > "$OUT/racecheck.log" 2>&1
 row "compute-sanitizer racecheck (smoke)" "rc=$? $(grep -m1 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/racecheck.log")"
 if [ -f ../bench/attn_bench.cu ]; then
-  nvcc -O3 -std=c++17 -lineinfo -gencode arch=compute_90,code=sm_90 -I../kernels ../bench/attn_bench.cu \
+  nvcc -O3 -std=c++17 -lineinfo -gencode arch=compute_90,code=sm_90 -I. -I../kernels ../bench/attn_bench.cu \
       ../kernels/cuda/attention.cu -o attn_bench > "$OUT/attn_build.log" 2>&1 && ./attn_bench > "$OUT/attn_bench.log" 2>&1
   row "attn_bench" "rc=$? $(grep -iE 'tflop|fail' "$OUT/attn_bench.log" | head -4 | tr '\n' ';')"
 fi
