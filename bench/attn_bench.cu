@@ -381,7 +381,7 @@ void bench_shape(int B, int H, int L, int Dh) {
         { "small", "small", "small", "all small tiles" },
         { "large", "large", "small", "dQ small" },
         { "large", "small", "large", "dK/dV small" },
-        { "tc", "large", "large", "tensor-core forward" },
+        { "tc", "tc", "tc", "tensor cores (3xTF32)" },
     };
     for (auto &t : sets) {
         set_tiles(t.fwd, t.dkv, t.dq);
