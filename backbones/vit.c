@@ -23,7 +23,9 @@ static int vit_preset(const char *name, imb_backbone_cfg *c) {
             c->heads[0] = t[i].heads;
             c->mlp_ratio = 4.0f;
             c->norm_eps = 1e-6f;
-            c->cls_token = 1;
+            /* nano (ours, not a timm shape) pools by averaging: on small data it learned
+             * faster than the class token (MNIST: 92.4% vs 87.4% after one epoch) */
+            c->cls_token = strcmp(name, "vit-nano") != 0;
             c->pos_embed = 1;
             c->pos_h = c->pos_w = 14;   /* 224 / 16, as timm; tasks set their own grid */
             c->init_std = 0.02f;

@@ -20,4 +20,13 @@ int imb_image_resize(const imb_image *in, int h, int w, imb_image *out);
 /* PNG / JPEG writers, for synth data and tests */
 int imb_image_write_png(const char *path, const imb_image *im, char *err, size_t errn);
 int imb_image_write_jpeg(const char *path, const imb_image *im, int quality, char *err, size_t errn);
+
+/* Decoders refuse images larger than this (a corrupt header must not make us allocate
+ * gigabytes); the largest ImageNet image has about 1/20 of it. */
+#define IMB_IMAGE_MAX_PIXELS (1L << 28)
+/* Allocates im->px for h x w x c zeroed bytes; -1 when out of memory or the size is invalid. */
+int imb_image_alloc(imb_image *im, int h, int w, int c);
+/* Writes an RGB image as a CMYK (YCCK, Adobe-inverted) JPEG, the kind a few ImageNet files
+ * are; for synth data and tests of the CMYK path. */
+int imb_image_write_jpeg_cmyk(const char *path, const imb_image *im, int quality, char *err, size_t errn);
 #endif

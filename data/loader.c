@@ -1,5 +1,6 @@
 /* Batch loader: per-epoch permutation, a prefetch ring filled by worker threads, seekable position. */
 #include "loader.h"
+#include "fileio.h"
 #include "rng.h"
 #include <pthread.h>
 #include <stdarg.h>
@@ -47,14 +48,6 @@ struct imb_loader {
     int nstarted;
     char err[512];
 };
-
-static void fail(char *err, size_t errn, const char *fmt, ...) {
-    if (!err || !errn) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errn, fmt, ap);
-    va_end(ap);
-}
 
 /* Fisher-Yates with one counter-based draw per position: a pure function of (seed, epoch). */
 static void make_perm(imb_loader *l, int64_t epoch) {
@@ -108,7 +101,7 @@ static int fill(imb_loader *l, slot *s, int a, int b, imb_transform_work *wk, ch
         imb_image view;
         int32_t label;
         if (imb_shard_get(l->shard, s->idx[j], &view, &label) != 0) {
-            fail(err, errn, "%s: record %d out of range", l->shard->path, s->idx[j]);
+            imb_errf(err, errn, "%s: record %d out of range", l->shard->path, s->idx[j]);
             return -1;
         }
         s->labels[j] = label;
@@ -190,23 +183,23 @@ void imb_loader_free(imb_loader *l) {
 imb_loader *imb_loader_new(const imb_shard *shard, const imb_transform_opts *t, int batch, int shuffle,
                            int drop_last, uint64_t seed, int nthreads, char *err, size_t errn) {
     if (!shard || !shard->map || shard->n < 1) {
-        fail(err, errn, "loader: shard: not open");
+        imb_errf(err, errn, "loader: shard: not open");
         return NULL;
     }
     if (imb_transform_check(t, err, errn) != 0) return NULL;
     if (batch < 1 || nthreads < 1 || nthreads > 256) {
-        fail(err, errn, "loader: %s: batch %d, threads %d (need batch >= 1, 1 <= threads <= 256)", shard->path,
+        imb_errf(err, errn, "loader: %s: batch %d, threads %d (need batch >= 1, 1 <= threads <= 256)", shard->path,
              batch, nthreads);
         return NULL;
     }
     if (drop_last && shard->n < batch) {
-        fail(err, errn, "loader: %s: drop_last with %d samples and batch %d leaves no batch", shard->path,
+        imb_errf(err, errn, "loader: %s: drop_last with %d samples and batch %d leaves no batch", shard->path,
              shard->n, batch);
         return NULL;
     }
     imb_loader *l = calloc(1, sizeof *l);
     if (!l) {
-        fail(err, errn, "loader: out of memory");
+        imb_errf(err, errn, "loader: out of memory");
         return NULL;
     }
     l->shard = shard;
@@ -230,7 +223,7 @@ imb_loader *imb_loader_new(const imb_shard *shard, const imb_transform_opts *t, 
              (s->images = malloc(sizeof *s->images * l->sample_len * (size_t)batch)) != NULL;
     }
     if (!ok) {
-        fail(err, errn, "loader: %s: out of memory for %d batches of %d x %zu floats", shard->path,
+        imb_errf(err, errn, "loader: %s: out of memory for %d batches of %d x %zu floats", shard->path,
              IMB_LOADER_RING, batch, l->sample_len);
         imb_loader_free(l);
         return NULL;
@@ -238,7 +231,7 @@ imb_loader *imb_loader_new(const imb_shard *shard, const imb_transform_opts *t, 
     for (int i = 0; i < nthreads; i++) {
         int rc = pthread_create(&l->threads[i], NULL, worker, l);
         if (rc != 0) {
-            fail(err, errn, "loader: start thread %d of %d: %s", i + 1, nthreads, strerror(rc));
+            imb_errf(err, errn, "loader: start thread %d of %d: %s", i + 1, nthreads, strerror(rc));
             imb_loader_free(l);
             return NULL;
         }

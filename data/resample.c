@@ -107,26 +107,3 @@ int imb_resample(const uint8_t *src, int sh, int sw, int c, imb_box box, int out
     }
     return 0;
 }
-
-int imb_resample_image(const imb_image *in, int h, int w, imb_image *out) {
-    memset(out, 0, sizeof *out);
-    if (!in || !in->px || h < 1 || w < 1) return -1;
-    size_t n = (size_t)h * w * in->c;
-    float *f = malloc(n * sizeof *f);
-    uint8_t *px = malloc(n);
-    imb_resample_work work = {0};
-    imb_box box = {0, 0, in->h, in->w}, win = {0, 0, h, w};
-    int rc = (!f || !px) ? -1 : imb_resample(in->px, in->h, in->w, in->c, box, h, w, win, f, &work);
-    if (rc == 0) {
-        for (size_t i = 0; i < n; i++) {
-            float v = f[i] + 0.5f;
-            px[i] = v <= 0.0f ? 0 : v >= 255.0f ? 255 : (uint8_t)v;
-        }
-        *out = (imb_image){.h = h, .w = w, .c = in->c, .px = px};
-    } else {
-        free(px);
-    }
-    free(f);
-    imb_resample_work_free(&work);
-    return rc;
-}

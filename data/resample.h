@@ -28,7 +28,4 @@ void imb_resample_work_free(imb_resample_work *w);
 int imb_resample(const uint8_t *src, int sh, int sw, int c, imb_box box, int out_h, int out_w,
                  imb_box win, float *out, imb_resample_work *work);
 
-/* Whole-image resize to h x w, rounded back to uint8 into a new malloc'd image; the same
- * contract as imb_image_resize, so it can be a shard writer's resize callback. */
-int imb_resample_image(const imb_image *in, int h, int w, imb_image *out);
 #endif

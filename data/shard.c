@@ -1,5 +1,6 @@
 /* Packed-shard cache: atomic writer, validating mmap reader, cache paths and fingerprints. */
 #include "shard.h"
+#include "fileio.h"
 #include "rng.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -33,14 +34,6 @@ static uint64_t get64(const uint8_t *p) {
     return v;
 }
 
-static void fail(char *err, size_t errn, const char *fmt, ...) {
-    if (!err || !errn) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errn, fmt, ap);
-    va_end(ap);
-}
-
 /* zlib's crc32 takes 32-bit lengths on some builds; feed it in bounded pieces. */
 static uint32_t crc_update(uint32_t crc, const uint8_t *p, size_t n) {
     while (n) {
@@ -58,43 +51,26 @@ static uint32_t crc_update(uint32_t crc, const uint8_t *p, size_t n) {
 static int finish_file(FILE *f, const char *tmp, char *err, size_t errn) {
     int rc = 0;
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        fail(err, errn, "%s: write: %s", tmp, strerror(errno));
+        imb_errf(err, errn, "%s: write: %s", tmp, strerror(errno));
         rc = -1;
     }
     if (fclose(f) != 0 && rc == 0) {
-        fail(err, errn, "%s: close: %s", tmp, strerror(errno));
+        imb_errf(err, errn, "%s: close: %s", tmp, strerror(errno));
         rc = -1;
     }
     return rc;
-}
-
-/* The rename is only durable once the folder entry is on disk; best effort, since some
- * file systems refuse fsync on folders. */
-static void sync_parent(const char *path) {
-    char *dir = strdup(path);
-    if (!dir) return;
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) slash[1] = '\0';
-    else if (slash) *slash = '\0';
-    else strcpy(dir, ".");
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(dir);
 }
 
 static int check_image(const char *path, int i, const imb_image *im, int32_t label, int nclasses,
                        char *err, size_t errn) {
     if (im->h < 1 || im->w < 1 || (im->c != 1 && im->c != 3) || !im->px ||
         (int64_t)im->h * im->w > ((int64_t)1 << 31)) {
-        fail(err, errn, "%s: sample %d: bad image %dx%dx%d%s", path, i, im->h, im->w, im->c,
+        imb_errf(err, errn, "%s: sample %d: bad image %dx%dx%d%s", path, i, im->h, im->w, im->c,
              im->px ? "" : " (no pixels)");
         return -1;
     }
     if (label < 0 || label >= nclasses) {
-        fail(err, errn, "%s: sample %d: label %d outside [0, %d)", path, i, (int)label, nclasses);
+        imb_errf(err, errn, "%s: sample %d: label %d outside [0, %d)", path, i, (int)label, nclasses);
         return -1;
     }
     return 0;
@@ -113,7 +89,7 @@ static int write_record(FILE *f, const char *path, const char *tmp, const imb_sh
         int nh = im->h <= im->w ? s : nl, nw = im->h <= im->w ? nl : s;
         if (src->resize(im, nh, nw, &small) != 0 || small.h != nh || small.w != nw ||
             small.c != im->c || !small.px) {
-            fail(err, errn, "%s: sample %d: resize %dx%d -> %dx%d failed", path, i, im->h, im->w, nh, nw);
+            imb_errf(err, errn, "%s: sample %d: resize %dx%d -> %dx%d failed", path, i, im->h, im->w, nh, nw);
             free(small.px);
             return -1;
         }
@@ -122,7 +98,7 @@ static int write_record(FILE *f, const char *path, const char *tmp, const imb_sh
     size_t bytes = (size_t)out->h * (size_t)out->w * (size_t)out->c;
     int rc = 0;
     if (fwrite(out->px, 1, bytes, f) != bytes) {
-        fail(err, errn, "%s: write: %s", tmp, strerror(errno));
+        imb_errf(err, errn, "%s: write: %s", tmp, strerror(errno));
         rc = -1;
     } else {
         *crc = crc_update(*crc, out->px, bytes);
@@ -156,7 +132,7 @@ static void fill_header(uint8_t *h, const imb_shard_source *src, uint64_t payloa
 int imb_shard_write(const char *path, const imb_shard_source *src, char *err, size_t errn) {
     if (!path || !src || !src->get || src->n < 1 || src->nclasses < 1 || src->store_size < 0 ||
         (src->store_size > 0 && !src->resize)) {
-        fail(err, errn, "%s: shard write: need n >= 1, nclasses >= 1, a get callback%s",
+        imb_errf(err, errn, "%s: shard write: need n >= 1, nclasses >= 1, a get callback%s",
              path ? path : "(null)", src && src->store_size > 0 ? " and a resize callback" : "");
         return -1;
     }
@@ -166,13 +142,13 @@ int imb_shard_write(const char *path, const imb_shard_source *src, char *err, si
     if (!tmp || !index) {
         free(tmp);
         free(index);
-        fail(err, errn, "%s: out of memory for the index", path);
+        imb_errf(err, errn, "%s: out of memory for the index", path);
         return -1;
     }
     snprintf(tmp, tn, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        fail(err, errn, "%s: create temp file: %s", tmp, strerror(errno));
+        imb_errf(err, errn, "%s: create temp file: %s", tmp, strerror(errno));
         free(tmp);
         free(index);
         return -1;
@@ -181,13 +157,13 @@ int imb_shard_write(const char *path, const imb_shard_source *src, char *err, si
     FILE *f = fdopen(fd, "wb");
     int rc = f ? 0 : -1;
     if (!f) {
-        fail(err, errn, "%s: fdopen: %s", tmp, strerror(errno));
+        imb_errf(err, errn, "%s: fdopen: %s", tmp, strerror(errno));
         close(fd);
     }
     uint64_t payload_off = HDR_SIZE + (uint64_t)src->n * ENTRY_SIZE, off = 0;
     uint32_t pcrc = 0;
     if (rc == 0 && fseeko(f, (off_t)payload_off, SEEK_SET) != 0) {
-        fail(err, errn, "%s: seek: %s", tmp, strerror(errno));
+        imb_errf(err, errn, "%s: seek: %s", tmp, strerror(errno));
         rc = -1;
     }
     for (int i = 0; rc == 0 && i < src->n; i++) {
@@ -211,7 +187,7 @@ int imb_shard_write(const char *path, const imb_shard_source *src, char *err, si
         fill_header(hdr, src, off, crc);
         if (fseeko(f, 0, SEEK_SET) != 0 || fwrite(hdr, 1, HDR_SIZE, f) != HDR_SIZE ||
             fwrite(index, ENTRY_SIZE, (size_t)src->n, f) != (size_t)src->n) {
-            fail(err, errn, "%s: write: %s", tmp, strerror(errno));
+            imb_errf(err, errn, "%s: write: %s", tmp, strerror(errno));
             rc = -1;
         }
     }
@@ -220,10 +196,12 @@ int imb_shard_write(const char *path, const imb_shard_source *src, char *err, si
         else fclose(f);
     }
     if (rc == 0 && rename(tmp, path) != 0) {
-        fail(err, errn, "%s: rename from %s: %s", path, tmp, strerror(errno));
+        imb_errf(err, errn, "%s: rename from %s: %s", path, tmp, strerror(errno));
         rc = -1;
     }
-    if (rc == 0) sync_parent(path);
+    /* the rename is durable once the folder entry is on disk; best effort, since some file
+     * systems refuse fsync on folders */
+    if (rc == 0) (void)imb_fsync_dir_of(path);
     else unlink(tmp);
     free(tmp);
     free(index);
@@ -247,7 +225,7 @@ static int mem_get(void *ctx, int i, imb_image *im, int32_t *label, char *err, s
 int imb_shard_write_images(const char *path, int n, const imb_image *images, const int32_t *labels,
                            int nclasses, uint64_t fingerprint, char *err, size_t errn) {
     if (!images || !labels) {
-        fail(err, errn, "%s: shard write: no images or labels", path ? path : "(null)");
+        imb_errf(err, errn, "%s: shard write: no images or labels", path ? path : "(null)");
         return -1;
     }
     mem_source m = {images, labels};
@@ -263,55 +241,55 @@ static int validate(const char *path, uint64_t want_fp, imb_shard *s, char *err,
     const uint8_t *h = s->map;
     size_t size = s->map_size;
     if (size < HDR_SIZE) {
-        fail(err, errn, "%s: header: truncated (%zu bytes, need %d)", path, size, HDR_SIZE);
+        imb_errf(err, errn, "%s: header: truncated (%zu bytes, need %d)", path, size, HDR_SIZE);
         return IMB_SHARD_CORRUPT;
     }
     if (memcmp(h, MAGIC, 8) != 0) {
-        fail(err, errn, "%s: magic: not an imbench shard", path);
+        imb_errf(err, errn, "%s: magic: not an imbench shard", path);
         return IMB_SHARD_CORRUPT;
     }
     uint32_t version = get32(h + 8);
     if (version != IMB_SHARD_VERSION) {
-        fail(err, errn, "%s: version: format %u, this build reads %u", path, version, IMB_SHARD_VERSION);
+        imb_errf(err, errn, "%s: version: format %u, this build reads %u", path, version, IMB_SHARD_VERSION);
         return IMB_SHARD_STALE;
     }
     if (get32(h + HDR_CRC_AT) != crc_update(0, h, HDR_CRC_AT)) {
-        fail(err, errn, "%s: header: checksum mismatch", path);
+        imb_errf(err, errn, "%s: header: checksum mismatch", path);
         return IMB_SHARD_CORRUPT;
     }
     uint64_t count = get64(h + 16), ioff = get64(h + 40), poff = get64(h + 48), psize = get64(h + 56);
     uint32_t nclasses = get32(h + 24);
     if (get32(h + 12) != HDR_SIZE || ioff != HDR_SIZE) {
-        fail(err, errn, "%s: header size: %u, expected %d", path, get32(h + 12), HDR_SIZE);
+        imb_errf(err, errn, "%s: header size: %u, expected %d", path, get32(h + 12), HDR_SIZE);
         return IMB_SHARD_CORRUPT;
     }
     if (count < 1 || count > INT_MAX) {
-        fail(err, errn, "%s: record count: %llu", path, (unsigned long long)count);
+        imb_errf(err, errn, "%s: record count: %llu", path, (unsigned long long)count);
         return IMB_SHARD_CORRUPT;
     }
     if (nclasses < 1 || nclasses > INT_MAX) {
-        fail(err, errn, "%s: nclasses: %u", path, nclasses);
+        imb_errf(err, errn, "%s: nclasses: %u", path, nclasses);
         return IMB_SHARD_CORRUPT;
     }
     if (poff != ioff + count * ENTRY_SIZE) {
-        fail(err, errn, "%s: payload offset: %llu, expected %llu", path, (unsigned long long)poff,
+        imb_errf(err, errn, "%s: payload offset: %llu, expected %llu", path, (unsigned long long)poff,
              (unsigned long long)(ioff + count * ENTRY_SIZE));
         return IMB_SHARD_CORRUPT;
     }
     if (psize > UINT64_MAX - poff || poff + psize != size) {
-        fail(err, errn, "%s: size: file has %zu bytes, header says %llu (truncated?)", path, size,
+        imb_errf(err, errn, "%s: size: file has %zu bytes, header says %llu (truncated?)", path, size,
              psize > UINT64_MAX - poff ? 0ull : (unsigned long long)(poff + psize));
         return IMB_SHARD_CORRUPT;
     }
     uint64_t fp = get64(h + 32);
     if (fp != want_fp) {
-        fail(err, errn, "%s: fingerprint: built from other sources (%016llx, expected %016llx)", path,
+        imb_errf(err, errn, "%s: fingerprint: built from other sources (%016llx, expected %016llx)", path,
              (unsigned long long)fp, (unsigned long long)want_fp);
         return IMB_SHARD_STALE;
     }
     uint32_t crc = crc_update(0, h + ioff, size - ioff);
     if (crc != get32(h + 64)) {
-        fail(err, errn, "%s: checksum: crc32 of index and payload is %08x, header says %08x", path,
+        imb_errf(err, errn, "%s: checksum: crc32 of index and payload is %08x, header says %08x", path,
              crc, get32(h + 64));
         return IMB_SHARD_CORRUPT;
     }
@@ -323,17 +301,17 @@ static int validate(const char *path, uint64_t want_fp, imb_shard *s, char *err,
         uint32_t eh = get32(e), ew = get32(e + 4), ec = get32(e + 8);
         int32_t lab = (int32_t)get32(e + 12);
         if (eh < 1 || ew < 1 || (ec != 1 && ec != 3) || (uint64_t)eh * ew > ((uint64_t)1 << 31)) {
-            fail(err, errn, "%s: index entry %llu: shape %ux%ux%u", path, (unsigned long long)i, eh, ew, ec);
+            imb_errf(err, errn, "%s: index entry %llu: shape %ux%ux%u", path, (unsigned long long)i, eh, ew, ec);
             return IMB_SHARD_CORRUPT;
         }
         if (lab < 0 || (uint32_t)lab >= nclasses) {
-            fail(err, errn, "%s: index entry %llu: label %d outside [0, %u)", path, (unsigned long long)i,
+            imb_errf(err, errn, "%s: index entry %llu: label %d outside [0, %u)", path, (unsigned long long)i,
                  (int)lab, nclasses);
             return IMB_SHARD_CORRUPT;
         }
         uint64_t bytes = (uint64_t)eh * ew * ec;
         if (get64(e + 16) != run || bytes > psize - run) {
-            fail(err, errn, "%s: index entry %llu: offset %llu (+%llu bytes) inconsistent with payload of %llu",
+            imb_errf(err, errn, "%s: index entry %llu: offset %llu (+%llu bytes) inconsistent with payload of %llu",
                  path, (unsigned long long)i, (unsigned long long)get64(e + 16), (unsigned long long)bytes,
                  (unsigned long long)psize);
             return IMB_SHARD_CORRUPT;
@@ -341,7 +319,7 @@ static int validate(const char *path, uint64_t want_fp, imb_shard *s, char *err,
         run += bytes;
     }
     if (run != psize) {
-        fail(err, errn, "%s: payload size: %llu bytes, records use %llu", path, (unsigned long long)psize,
+        imb_errf(err, errn, "%s: payload size: %llu bytes, records use %llu", path, (unsigned long long)psize,
              (unsigned long long)run);
         return IMB_SHARD_CORRUPT;
     }
@@ -359,31 +337,31 @@ int imb_shard_open(const char *path, uint64_t expected_fingerprint, imb_shard *s
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        fail(err, errn, "%s: %s", path, e == ENOENT ? "missing (no shard built yet)" : strerror(e));
+        imb_errf(err, errn, "%s: %s", path, e == ENOENT ? "missing (no shard built yet)" : strerror(e));
         return e == ENOENT ? IMB_SHARD_MISSING : IMB_SHARD_IOERR;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        fail(err, errn, "%s: stat: %s", path, strerror(errno));
+        imb_errf(err, errn, "%s: stat: %s", path, strerror(errno));
         close(fd);
         return IMB_SHARD_IOERR;
     }
     if (st.st_size < HDR_SIZE) {
         close(fd);
-        fail(err, errn, "%s: header: truncated (%lld bytes, need %d)", path, (long long)st.st_size, HDR_SIZE);
+        imb_errf(err, errn, "%s: header: truncated (%lld bytes, need %d)", path, (long long)st.st_size, HDR_SIZE);
         return IMB_SHARD_CORRUPT;
     }
     void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
     close(fd);   /* the mapping keeps the file alive */
     if (map == MAP_FAILED) {
-        fail(err, errn, "%s: mmap: %s", path, strerror(errno));
+        imb_errf(err, errn, "%s: mmap: %s", path, strerror(errno));
         return IMB_SHARD_IOERR;
     }
     s->map = map;
     s->map_size = (size_t)st.st_size;
     int rc = validate(path, expected_fingerprint, s, err, errn);
     if (rc == IMB_SHARD_OK && !(s->path = strdup(path))) {
-        fail(err, errn, "%s: out of memory", path);
+        imb_errf(err, errn, "%s: out of memory", path);
         rc = IMB_SHARD_IOERR;
     }
     if (rc != IMB_SHARD_OK) {
@@ -417,21 +395,21 @@ int imb_cache_path(const char *root, const char *name, const char *split, char *
                    char *err, size_t errn) {
     int k = snprintf(buf, n, "%s/.imbench", root);
     if (k < 0 || (size_t)k >= n) {
-        fail(err, errn, "%s: cache path too long for a %zu-byte buffer", root, n);
+        imb_errf(err, errn, "%s: cache path too long for a %zu-byte buffer", root, n);
         return -1;
     }
     if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-        fail(err, errn, "%s: create cache folder: %s", buf, strerror(errno));
+        imb_errf(err, errn, "%s: create cache folder: %s", buf, strerror(errno));
         return -1;
     }
     struct stat st;
     if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        fail(err, errn, "%s: cache folder: exists but is not a folder", buf);
+        imb_errf(err, errn, "%s: cache folder: exists but is not a folder", buf);
         return -1;
     }
     k = snprintf(buf, n, "%s/.imbench/%s-%s.shard", root, name, split);
     if (k < 0 || (size_t)k >= n) {
-        fail(err, errn, "%s: cache path too long for a %zu-byte buffer", root, n);
+        imb_errf(err, errn, "%s: cache path too long for a %zu-byte buffer", root, n);
         return -1;
     }
     return 0;
@@ -455,7 +433,7 @@ uint64_t imb_fingerprint_u64(uint64_t h, uint64_t v) {
 int imb_fingerprint_file(uint64_t *h, const char *path, char *err, size_t errn) {
     struct stat st;
     if (stat(path, &st) != 0) {
-        fail(err, errn, "%s: %s", path, strerror(errno));
+        imb_errf(err, errn, "%s: %s", path, strerror(errno));
         return -1;
     }
     uint64_t v = imb_fingerprint_str(*h, path);

@@ -53,7 +53,7 @@ typedef struct imb_shard_source {
     /* Optional shrink: when store_size > 0 and an image's shorter side exceeds it, the
      * writer asks resize for an image whose shorter side is store_size and whose longer side
      * is floor(store_size * long / short) (torchvision Resize(int)), and free()s out->px after
-     * writing it. imb_image_resize and imb_resample_image both fit. store_size = 0 keeps the
+     * writing it. imb_image_resize fits. store_size = 0 keeps the
      * original sizes; store_size > 0 without resize is an error. */
     int store_size;
     int (*resize)(const imb_image *in, int h, int w, imb_image *out);

@@ -1,5 +1,6 @@
 /* timm-style per-sample transforms: RandomResizedCrop + flip for training, resize + centre crop for eval. */
 #include "transform.h"
+#include "fileio.h"
 #include "rng.h"
 #include <math.h>
 #include <stdarg.h>
@@ -11,16 +12,6 @@
  * shuffle). */
 #define AUG_TAG 0x6175676d656e7431ull
 enum { TRIES = 10, DRAW_FLIP = 4 * TRIES };
-
-static int fail(char *err, size_t errn, const char *fmt, ...) {
-    if (err && errn) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errn, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 void imb_transform_defaults(imb_transform_opts *o, int size, int train) {
     static const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
@@ -40,20 +31,20 @@ void imb_transform_defaults(imb_transform_opts *o, int size, int train) {
 }
 
 int imb_transform_check(const imb_transform_opts *o, char *err, size_t errn) {
-    if (!o) return fail(err, errn, "transform: no options");
-    if (o->size < 1 || o->size > 16384) return fail(err, errn, "transform: size: %d outside [1, 16384]", o->size);
-    if (o->channels != 1 && o->channels != 3) return fail(err, errn, "transform: channels: %d, need 1 or 3", o->channels);
+    if (!o) return imb_errf(err, errn, "transform: no options");
+    if (o->size < 1 || o->size > 16384) return imb_errf(err, errn, "transform: size: %d outside [1, 16384]", o->size);
+    if (o->channels != 1 && o->channels != 3) return imb_errf(err, errn, "transform: channels: %d, need 1 or 3", o->channels);
     if (!(o->scale[0] > 0.0 && o->scale[0] <= o->scale[1]))
-        return fail(err, errn, "transform: scale: (%g, %g) is not a range in (0, inf)", o->scale[0], o->scale[1]);
+        return imb_errf(err, errn, "transform: scale: (%g, %g) is not a range in (0, inf)", o->scale[0], o->scale[1]);
     if (!(o->ratio[0] > 0.0 && o->ratio[0] <= o->ratio[1]))
-        return fail(err, errn, "transform: ratio: (%g, %g) is not a range in (0, inf)", o->ratio[0], o->ratio[1]);
-    if (!(o->hflip >= 0.0 && o->hflip <= 1.0)) return fail(err, errn, "transform: hflip: %g outside [0, 1]", o->hflip);
+        return imb_errf(err, errn, "transform: ratio: (%g, %g) is not a range in (0, inf)", o->ratio[0], o->ratio[1]);
+    if (!(o->hflip >= 0.0 && o->hflip <= 1.0)) return imb_errf(err, errn, "transform: hflip: %g outside [0, 1]", o->hflip);
     /* above 1 the resized image would be smaller than the crop and need padding */
     if (!(o->crop_pct > 0.0 && o->crop_pct <= 1.0))
-        return fail(err, errn, "transform: crop_pct: %g outside (0, 1]", o->crop_pct);
+        return imb_errf(err, errn, "transform: crop_pct: %g outside (0, 1]", o->crop_pct);
     for (int c = 0; c < o->channels; c++)
         if (!(o->std[c] > 0.0f) || !isfinite(o->mean[c]))
-            return fail(err, errn, "transform: std/mean: channel %d has mean %g std %g", c, o->mean[c], o->std[c]);
+            return imb_errf(err, errn, "transform: std/mean: channel %d has mean %g std %g", c, o->mean[c], o->std[c]);
     return 0;
 }
 
@@ -150,7 +141,7 @@ static void plan(const imb_transform_opts *o, const imb_image *src, uint64_t see
 int imb_transform_apply(const imb_transform_opts *o, const imb_image *src, uint64_t seed, uint64_t epoch,
                         uint64_t index, float *out, imb_transform_work *work, char *err, size_t errn) {
     if (!src || !src->px || src->h < 1 || src->w < 1 || (src->c != 1 && src->c != 3))
-        return fail(err, errn, "transform: sample %llu: bad image %dx%dx%d", (unsigned long long)index,
+        return imb_errf(err, errn, "transform: sample %llu: bad image %dx%dx%d", (unsigned long long)index,
                     src ? src->h : 0, src ? src->w : 0, src ? src->c : 0);
     imb_transform_work local = {0}, *wk = work ? work : &local;
     imb_box box, win;
@@ -187,7 +178,7 @@ int imb_transform_apply(const imb_transform_opts *o, const imb_image *src, uint6
             }
         }
     } else {
-        fail(err, errn, "transform: sample %llu: %s", (unsigned long long)index,
+        imb_errf(err, errn, "transform: sample %llu: %s", (unsigned long long)index,
              ok ? "resample failed" : "out of memory");
     }
     if (wk == &local) imb_transform_work_free(&local);

@@ -55,13 +55,21 @@ int imb_prepare_split(const imb_task_def *task, const char *root, const char *sp
     memset(&s, 0, sizeof s);
     if (task->read(root, split, &s, err, errn)) return -1;
     char dir[4096], path[4096];
-    snprintf(dir, sizeof dir, "%s/.imbench", root);
+    if (snprintf(dir, sizeof dir, "%s/.imbench", root) >= (int)sizeof dir) {
+        snprintf(err, errn, "%s: path too long", root);
+        imb_samples_free(&s);
+        return -1;
+    }
     if (mkdir(dir, 0755) && access(dir, W_OK)) {
         snprintf(err, errn, "%s: cannot create the shard cache folder", dir);
         imb_samples_free(&s);
         return -1;
     }
-    snprintf(path, sizeof path, "%s/%s-%s-%d.shard", dir, task->name, split, store_size);
+    if (snprintf(path, sizeof path, "%s/%s-%s-%d.shard", dir, task->name, split, store_size) >= (int)sizeof path) {
+        snprintf(err, errn, "%s: path too long", dir);
+        imb_samples_free(&s);
+        return -1;
+    }
     uint64_t fp = fingerprint(&s, store_size);
     char why[512];
     int st = imb_shard_open(path, fp, out, why, sizeof why);

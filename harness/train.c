@@ -119,6 +119,10 @@ static int setup(run *r, char *err, size_t errn) {
     transform_opts(p, 0, &r->teval);
     r->batch = (int)p->train.batch;
     int threads = r->cli->threads ? r->cli->threads : (int)p->data.loader_threads;
+    if (threads < 1) {   /* 0: one loader thread per online core, at most 8 */
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n < 1 ? 1 : n > 8 ? 8 : (int)n;
+    }
     uint64_t seed = r->cli->seed >= 0 ? (uint64_t)r->cli->seed : (uint64_t)p->train.seed;
     r->train = imb_loader_new(&r->train_shard, &r->ttrain, r->batch, 1, 1, seed, threads, err, errn);
     if (!r->train) return -1;
@@ -137,10 +141,15 @@ static int setup(run *r, char *err, size_t errn) {
     r->x = malloc(sizeof *r->x * per * (size_t)r->batch);
     r->y = malloc(sizeof *r->y * (size_t)r->batch);
     if (!r->x || !r->y) { snprintf(err, errn, "out of host memory"); return -1; }
-    snprintf(r->ckpt, sizeof r->ckpt, "%s", r->cli->checkpoint ? r->cli->checkpoint : "");
-    if (!r->ckpt[0]) snprintf(r->ckpt, sizeof r->ckpt, "%s/%s-%s.safetensors", r->cli->out_dir, r->task->name, r->bcfg.preset);
-    snprintf(r->losses, sizeof r->losses, "%s.losses", r->ckpt);
-    snprintf(r->records, sizeof r->records, "%s/runs.jsonl", r->cli->out_dir);
+    int n1 = r->cli->checkpoint ? snprintf(r->ckpt, sizeof r->ckpt, "%s", r->cli->checkpoint)
+                                : snprintf(r->ckpt, sizeof r->ckpt, "%s/%s-%s.safetensors", r->cli->out_dir,
+                                           r->task->name, r->bcfg.preset);
+    int n2 = snprintf(r->losses, sizeof r->losses, "%s.losses", r->ckpt);
+    int n3 = snprintf(r->records, sizeof r->records, "%s/runs.jsonl", r->cli->out_dir);
+    if (n1 >= (int)sizeof r->ckpt || n2 >= (int)sizeof r->losses || n3 >= (int)sizeof r->records) {
+        snprintf(err, errn, "%s: path too long", r->cli->out_dir);
+        return -1;
+    }
     return mkdirs(r->cli->out_dir, err, errn);
 }
 
@@ -236,6 +245,21 @@ static int write_record(run *r, const imb_topk *acc, double val_loss, double flo
     return rc;
 }
 
+/* keeps the lines "<step> <loss>" with step < keep */
+static int truncate_losses(const char *path, int64_t keep, char *err, size_t errn) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char tmp[4200], line[256];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *o = fopen(tmp, "w");
+    if (!o) { fclose(f); snprintf(err, errn, "%s: %s", tmp, strerror(errno)); return -1; }
+    while (fgets(line, sizeof line, f))
+        if (strtoll(line, NULL, 10) < keep) fputs(line, o);
+    fclose(f);
+    if (fclose(o) || rename(tmp, path)) { snprintf(err, errn, "%s: %s", path, strerror(errno)); return -1; }
+    return 0;
+}
+
 int imb_run_imagecls(const imb_cli *cli, const imb_task_def *task, imb_protocol *p, char *err, size_t errn) {
     run r;
     memset(&r, 0, sizeof r);
@@ -251,7 +275,9 @@ int imb_run_imagecls(const imb_cli *cli, const imb_task_def *task, imb_protocol 
     opt.eps = (float)p->train.eps;
     int64_t spe = imb_loader_batches(r.train), total = imb_protocol_total_steps(p, spe);
     int64_t warm = imb_protocol_warmup_steps(p, spe), step = 0;
+    /* 0 in the protocol: once per epoch */
     int64_t ckpt_every = p->train.ckpt_interval > 0 ? p->train.ckpt_interval : spe;
+    int64_t eval_every = p->train.eval_interval > 0 ? p->train.eval_interval : spe;
     imb_topk acc;
     double vloss = NAN, flops = 0, train_time = 0;
     int64_t trained = 0;
@@ -270,6 +296,8 @@ int imb_run_imagecls(const imb_cli *cli, const imb_task_def *task, imb_protocol 
         }
     }
     if (!strcmp(cli->cmd, "train")) {
+        /* the loss log keeps one line per step; a resumed run drops what came after its checkpoint */
+        if (cli->resume && truncate_losses(r.losses, step, err, errn)) goto out;
         FILE *lf = fopen(r.losses, cli->resume ? "a" : "w");
         if (!lf) { snprintf(err, errn, "%s: %s", r.losses, strerror(errno)); goto out; }
         int64_t params = 0;
@@ -304,7 +332,9 @@ int imb_run_imagecls(const imb_cli *cli, const imb_task_def *task, imb_protocol 
                          (long long)step, last_good >= 0 || cli->resume ? r.ckpt : "(none written yet)");
                 break;
             }
-            float lr = imb_lr_cosine(step, total, warm, (float)p->train.lr, (float)p->train.min_lr);
+            float lr = !strcmp(p->train.schedule, "constant")
+                           ? imb_lr_cosine(step < warm ? step : warm, warm + 1, warm, (float)p->train.lr, (float)p->train.lr)
+                           : imb_lr_cosine(step, total, warm, (float)p->train.lr, (float)p->train.min_lr);
             if (imb_adamw_step(r.ctx, &opt, lr)) { snprintf(err, errn, "step %lld: %s", (long long)step, imb_error(r.ctx)); break; }
             train_time += now() - ts;
             trained += count;
@@ -315,7 +345,7 @@ int imb_run_imagecls(const imb_cli *cli, const imb_task_def *task, imb_protocol 
                 if (save(&r, step + 1, &opt, err, errn)) break;
                 last_good = step + 1;
             }
-            if (p->train.eval_interval > 0 && (step + 1) % p->train.eval_interval == 0 && step + 1 < total) {
+            if ((step + 1) % eval_every == 0 && step + 1 < total) {
                 if (evaluate(&r, &acc, &vloss, &flops, err, errn)) break;
                 imb_progress_note(pg, "step %lld: val top1 %.2f%% top5 %.2f%% loss %.4f", (long long)step + 1,
                                   imb_topk_top1(&acc), imb_topk_top5(&acc), vloss);

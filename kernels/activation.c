@@ -7,8 +7,7 @@ typedef struct { imb_tensor *x, *out; imb_act_kind kind; } act_saved;
 
 static void act_backward(imb_ctx *ctx, void *p) {
     act_saved *s = p;
-    IMB_RUN_CPU(ctx, names[s->kind], imb_act_bwd, s->kind, imb_gradf(s->x), imb_f32(s->x), imb_gradf(s->out),
-                imb_numel(s->x));
+    IMB_RUN(ctx, imb_act_bwd, s->kind, imb_gradf(s->x), imb_f32(s->x), imb_gradf(s->out), imb_numel(s->x));
 }
 
 imb_tensor *imb_activation(imb_ctx *ctx, imb_tensor *x, imb_act_kind kind) {
@@ -16,7 +15,7 @@ imb_tensor *imb_activation(imb_ctx *ctx, imb_tensor *x, imb_act_kind kind) {
     if (IMB_CHECK(ctx, op, x)) return NULL;
     imb_tensor *out = imb_new(ctx, IMB_F32, x->ndim, x->shape, IMB_WANTS_GRAD(ctx, x));
     if (!out) return NULL;
-    IMB_RUN_CPU(ctx, op, imb_act_fwd, kind, imb_f32(out), imb_f32(x), imb_numel(x));
+    IMB_RUN(ctx, imb_act_fwd, kind, imb_f32(out), imb_f32(x), imb_numel(x));
     if (out->grad) {
         act_saved *s = imb_tape_push(ctx, op, act_backward, sizeof *s);
         if (!s) return NULL;

@@ -2,6 +2,9 @@
 #include "config.h"   /* before attention.h: IMB_HAVE_CUDA gates the CUDA declarations */
 #include "attention.h"
 #include "op.h"
+#ifdef IMB_HAVE_CUDA
+#include "cuda/backend.h"
+#endif
 #include <math.h>
 
 typedef struct {
@@ -14,11 +17,10 @@ typedef struct {
 } attn_saved;
 
 #ifdef IMB_HAVE_CUDA
-/* The stream the attention kernels run on: the legacy default stream, which orders them with every
- * other kernel and copy of the process. The one place to change when the context owns a stream. */
+/* The attention kernels run on the backend's stream, ordered with every other op. */
 static void *attn_stream(imb_ctx *ctx) {
     (void)ctx;
-    return NULL;
+    return imb_cuda_stream_handle();
 }
 #endif
 

@@ -17,8 +17,8 @@ static void patch_embed_backward(imb_ctx *ctx, void *p) {
         dcols = imb_scratch(ctx, sizeof(float) * (size_t)(s->g.B * s->g.Ho * s->g.Wo * s->g.Cin * s->g.kh * s->g.kw));
         if (!dcols) return;
     }
-    IMB_RUN_CPU(ctx, "patch_embed", imb_patch_embed_bwd, &s->g, imb_g(s->x), imb_g(s->w), imb_g(s->b), dcols,
-                s->cols, imb_f32(s->w), imb_gradf(s->out));
+    IMB_RUN(ctx, imb_patch_embed_bwd, &s->g, imb_g(s->x), imb_g(s->w), imb_g(s->b), dcols,
+            s->cols, imb_f32(s->w), imb_gradf(s->out));
 }
 
 imb_tensor *imb_patch_embed(imb_ctx *ctx, imb_tensor *x, imb_tensor *w, imb_tensor *b, int stride, int pad) {
@@ -47,7 +47,7 @@ imb_tensor *imb_patch_embed(imb_ctx *ctx, imb_tensor *x, imb_tensor *w, imb_tens
     /* the im2col matrix is both the GEMM operand and what the weight gradient needs */
     float *cols = imb_scratch(ctx, sizeof(float) * (size_t)(g.B * g.Ho * g.Wo * g.Cin * g.kh * g.kw));
     if (!cols) return NULL;
-    IMB_RUN_CPU(ctx, op, imb_patch_embed_fwd, &g, imb_f32(out), cols, imb_f32(x), imb_f32(w), b ? imb_f32(b) : NULL);
+    IMB_RUN(ctx, imb_patch_embed_fwd, &g, imb_f32(out), cols, imb_f32(x), imb_f32(w), b ? imb_f32(b) : NULL);
     ctx->flops += 2.0 * (double)(g.B * g.Ho * g.Wo) * (double)g.Cout * (double)(g.Cin * g.kh * g.kw);
     if (out->grad) {
         pe_saved *s = imb_tape_push(ctx, op, patch_embed_backward, sizeof *s);
@@ -62,8 +62,8 @@ typedef struct { imb_tensor *x, *w, *b, *out; int64_t B, n0, n1, C, k; } dw_save
 
 static void dwconv1d_backward(imb_ctx *ctx, void *p) {
     dw_saved *s = p;
-    IMB_RUN_CPU(ctx, "dwconv1d", imb_dwconv1d_bwd, imb_g(s->x), imb_g(s->w), imb_g(s->b), imb_f32(s->x),
-                imb_f32(s->w), imb_gradf(s->out), s->B, s->n0, s->C, s->k);
+    IMB_RUN(ctx, imb_dwconv1d_bwd, imb_g(s->x), imb_g(s->w), imb_g(s->b), imb_f32(s->x),
+            imb_f32(s->w), imb_gradf(s->out), s->B, s->n0, s->C, s->k);
 }
 
 imb_tensor *imb_dwconv1d(imb_ctx *ctx, imb_tensor *x, imb_tensor *w, imb_tensor *b) {
@@ -77,7 +77,7 @@ imb_tensor *imb_dwconv1d(imb_ctx *ctx, imb_tensor *x, imb_tensor *w, imb_tensor 
     int64_t K = w->shape[2];
     imb_tensor *out = imb_new(ctx, IMB_F32, 3, x->shape, IMB_WANTS_GRAD(ctx, x, w, b));
     if (!out) return NULL;
-    IMB_RUN_CPU(ctx, op, imb_dwconv1d_fwd, imb_f32(out), imb_f32(x), imb_f32(w), b ? imb_f32(b) : NULL, B, L, C, K);
+    IMB_RUN(ctx, imb_dwconv1d_fwd, imb_f32(out), imb_f32(x), imb_f32(w), b ? imb_f32(b) : NULL, B, L, C, K);
     if (out->grad) {
         dw_saved *s = imb_tape_push(ctx, op, dwconv1d_backward, sizeof *s);
         if (!s) return NULL;
@@ -88,8 +88,8 @@ imb_tensor *imb_dwconv1d(imb_ctx *ctx, imb_tensor *x, imb_tensor *w, imb_tensor 
 
 static void dwconv2d_backward(imb_ctx *ctx, void *p) {
     dw_saved *s = p;
-    IMB_RUN_CPU(ctx, "dwconv2d", imb_dwconv2d_bwd, imb_g(s->x), imb_g(s->w), imb_g(s->b), imb_f32(s->x),
-                imb_f32(s->w), imb_gradf(s->out), s->B, s->n0, s->n1, s->C, s->k);
+    IMB_RUN(ctx, imb_dwconv2d_bwd, imb_g(s->x), imb_g(s->w), imb_g(s->b), imb_f32(s->x),
+            imb_f32(s->w), imb_gradf(s->out), s->B, s->n0, s->n1, s->C, s->k);
 }
 
 imb_tensor *imb_dwconv2d(imb_ctx *ctx, imb_tensor *x, int H, int W, imb_tensor *w, imb_tensor *b) {
@@ -106,7 +106,7 @@ imb_tensor *imb_dwconv2d(imb_ctx *ctx, imb_tensor *x, int H, int W, imb_tensor *
     int64_t k = w->shape[2];
     imb_tensor *out = imb_new(ctx, IMB_F32, 3, x->shape, IMB_WANTS_GRAD(ctx, x, w, b));
     if (!out) return NULL;
-    IMB_RUN_CPU(ctx, op, imb_dwconv2d_fwd, imb_f32(out), imb_f32(x), imb_f32(w), b ? imb_f32(b) : NULL, B, H, W, C, k);
+    IMB_RUN(ctx, imb_dwconv2d_fwd, imb_f32(out), imb_f32(x), imb_f32(w), b ? imb_f32(b) : NULL, B, H, W, C, k);
     if (out->grad) {
         dw_saved *s = imb_tape_push(ctx, op, dwconv2d_backward, sizeof *s);
         if (!s) return NULL;

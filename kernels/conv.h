@@ -39,4 +39,23 @@ void imb_dwconv2d_fwd_cpu(float *out, const float *x, const float *w, const floa
                           int64_t W, int64_t C, int64_t k);
 void imb_dwconv2d_bwd_cpu(float *dx, float *dw, float *db, const float *x, const float *w, const float *dout,
                           int64_t B, int64_t H, int64_t W, int64_t C, int64_t k);
+
+#ifdef IMB_HAVE_CUDA
+/* The CUDA twins (kernels/cuda/conv.cu): same arguments, device pointers, queued on the
+ * backend stream; failures go to the backend's sticky error (see op.h, IMB_RUN). */
+void imb_im2col_cuda(const imb_conv_geom *g, float *cols, const float *x);
+void imb_col2im_cuda(const imb_conv_geom *g, float *dx, const float *dcols);
+void imb_patch_embed_fwd_cuda(const imb_conv_geom *g, float *out, float *cols, const float *x, const float *w,
+                              const float *b);
+void imb_patch_embed_bwd_cuda(const imb_conv_geom *g, float *dx, float *dw, float *db, float *dcols,
+                              const float *cols, const float *w, const float *dout);
+void imb_dwconv1d_fwd_cuda(float *out, const float *x, const float *w, const float *b, int64_t B, int64_t L,
+                           int64_t C, int64_t K);
+void imb_dwconv1d_bwd_cuda(float *dx, float *dw, float *db, const float *x, const float *w, const float *dout,
+                           int64_t B, int64_t L, int64_t C, int64_t K);
+void imb_dwconv2d_fwd_cuda(float *out, const float *x, const float *w, const float *b, int64_t B, int64_t H,
+                           int64_t W, int64_t C, int64_t k);
+void imb_dwconv2d_bwd_cuda(float *dx, float *dw, float *db, const float *x, const float *w, const float *dout,
+                           int64_t B, int64_t H, int64_t W, int64_t C, int64_t k);
+#endif
 #endif

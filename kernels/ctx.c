@@ -2,10 +2,19 @@
 #include "config.h"
 #include "ctx.h"
 #include "mem.h"
+#include "op.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef IMB_HAVE_CUDA
+#include "cuda/backend.h"
+#endif
+
+/* A failed copy: the CUDA backend's reason when it recorded one, else a plain message. */
+static int copy_fail(imb_ctx *ctx, const char *what) {
+    return imb_device_check(ctx, what) ? -1 : imb_fail(ctx, "%s: copy failed", what);
+}
 
 imb_ctx *imb_ctx_new(imb_device dev, uint64_t seed, char *err, size_t errn) {
     if (dev == IMB_CUDA && !imb_have_cuda()) {
@@ -18,6 +27,14 @@ imb_ctx *imb_ctx_new(imb_device dev, uint64_t seed, char *err, size_t errn) {
     }
     imb_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx) { snprintf(err, errn, "out of host memory"); return NULL; }
+#ifdef IMB_HAVE_CUDA
+    /* the process-wide stream and BLAS handles: created here so a failure is reported with
+     * its reason now rather than by the first kernel */
+    if (dev == IMB_CUDA) {
+        if (imb_cuda_init(err, errn)) { free(ctx); return NULL; }
+        ctx->cuda = imb_cuda_backend_ptr();
+    }
+#endif
     ctx->device = dev;
     ctx->seed = seed;
     imb_arena_init(&ctx->act, dev, "activation", 0);
@@ -108,7 +125,7 @@ imb_tensor *imb_input(imb_ctx *ctx, imb_dtype dt, int ndim, const int64_t *shape
     imb_tensor *t = imb_new(ctx, dt, ndim, shape, 0);
     if (!t) return NULL;
     if (imb_mem_copy(ctx->device, t->data, IMB_CPU, host, imb_nbytes(t))) {
-        imb_fail(ctx, "input: copy to %s failed", imb_device_name(ctx->device));
+        copy_fail(ctx, "input");
         return NULL;
     }
     return t;
@@ -127,7 +144,7 @@ int imb_to_host(imb_ctx *ctx, const imb_tensor *t, void *host, int grad) {
     const void *src = grad ? t->grad : t->data;
     if (!src) return imb_fail(ctx, "to_host: tensor %s has no %s", t->name ? t->name : "(unnamed)", grad ? "gradient" : "data");
     size_t n = grad ? (size_t)imb_numel(t) * sizeof(float) : imb_nbytes(t);
-    if (imb_mem_copy(IMB_CPU, host, t->device, src, n)) return imb_fail(ctx, "to_host: copy failed");
+    if (imb_mem_copy(IMB_CPU, host, t->device, src, n)) return copy_fail(ctx, "to_host");
     return 0;
 }
 
@@ -165,6 +182,6 @@ int imb_backward_seed(imb_ctx *ctx, imb_tensor *t, const float *dy) {
     if (!imb_ok(ctx)) return -1;
     if (!t || !t->grad) return imb_fail(ctx, "backward: output has no gradient");
     if (imb_mem_copy(ctx->device, t->grad, IMB_CPU, dy, (size_t)imb_numel(t) * sizeof(float)))
-        return imb_fail(ctx, "backward: seeding the gradient failed");
+        return copy_fail(ctx, "backward seed");
     return replay(ctx);
 }

@@ -6,6 +6,7 @@
  * checked once with imb_ok(ctx) / imb_error(ctx). */
 #ifndef IMB_CTX_H
 #define IMB_CTX_H
+#include "config.h"   /* every op header includes this one and declares its CUDA kernels under IMB_HAVE_CUDA */
 #include <stdint.h>
 #include "arena.h"
 #include "tensor.h"

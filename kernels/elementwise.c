@@ -15,13 +15,12 @@ static int check_bcast(imb_ctx *ctx, const char *op, const imb_tensor *a, const 
 
 static void add_backward(imb_ctx *ctx, void *p) {
     ew_saved *s = p;
-    IMB_RUN_CPU(ctx, "add", imb_add_bwd, imb_g(s->a), imb_g(s->b), imb_gradf(s->out), s->n, s->nb);
+    IMB_RUN(ctx, imb_add_bwd, imb_g(s->a), imb_g(s->b), imb_gradf(s->out), s->n, s->nb);
 }
 
 static void mul_backward(imb_ctx *ctx, void *p) {
     ew_saved *s = p;
-    IMB_RUN_CPU(ctx, "mul", imb_mul_bwd, imb_g(s->a), imb_g(s->b), imb_f32(s->a), imb_f32(s->b),
-                imb_gradf(s->out), s->n, s->nb);
+    IMB_RUN(ctx, imb_mul_bwd, imb_g(s->a), imb_g(s->b), imb_f32(s->a), imb_f32(s->b), imb_gradf(s->out), s->n, s->nb);
 }
 
 static imb_tensor *binary(imb_ctx *ctx, const char *op, imb_tensor *a, imb_tensor *b, int mul) {
@@ -29,8 +28,8 @@ static imb_tensor *binary(imb_ctx *ctx, const char *op, imb_tensor *a, imb_tenso
     imb_tensor *out = imb_new(ctx, IMB_F32, a->ndim, a->shape, IMB_WANTS_GRAD(ctx, a, b));
     if (!out) return NULL;
     int64_t n = imb_numel(a), nb = imb_numel(b);
-    if (mul) IMB_RUN_CPU(ctx, op, imb_mul_fwd, imb_f32(out), imb_f32(a), imb_f32(b), n, nb);
-    else IMB_RUN_CPU(ctx, op, imb_add_fwd, imb_f32(out), imb_f32(a), imb_f32(b), n, nb);
+    if (mul) IMB_RUN(ctx, imb_mul_fwd, imb_f32(out), imb_f32(a), imb_f32(b), n, nb);
+    else IMB_RUN(ctx, imb_add_fwd, imb_f32(out), imb_f32(a), imb_f32(b), n, nb);
     if (out->grad) {
         ew_saved *s = imb_tape_push(ctx, op, mul ? mul_backward : add_backward, sizeof *s);
         if (!s) return NULL;
@@ -44,7 +43,7 @@ imb_tensor *imb_mul(imb_ctx *ctx, imb_tensor *a, imb_tensor *b) { return binary(
 
 static void scale_backward(imb_ctx *ctx, void *p) {
     ew_saved *s = p;
-    IMB_RUN_CPU(ctx, "scale", imb_scale, imb_gradf(s->a), imb_gradf(s->out), s->s, s->n, 1);
+    IMB_RUN(ctx, imb_scale, imb_gradf(s->a), imb_gradf(s->out), s->s, s->n, 1);
 }
 
 imb_tensor *imb_scale(imb_ctx *ctx, imb_tensor *a, float sc) {
@@ -52,7 +51,7 @@ imb_tensor *imb_scale(imb_ctx *ctx, imb_tensor *a, float sc) {
     imb_tensor *out = imb_new(ctx, IMB_F32, a->ndim, a->shape, IMB_WANTS_GRAD(ctx, a));
     if (!out) return NULL;
     int64_t n = imb_numel(a);
-    IMB_RUN_CPU(ctx, "scale", imb_scale, imb_f32(out), imb_f32(a), sc, n, 0);
+    IMB_RUN(ctx, imb_scale, imb_f32(out), imb_f32(a), sc, n, 0);
     if (out->grad) {
         ew_saved *s = imb_tape_push(ctx, "scale", scale_backward, sizeof *s);
         if (!s) return NULL;
@@ -63,8 +62,8 @@ imb_tensor *imb_scale(imb_ctx *ctx, imb_tensor *a, float sc) {
 
 static void residual_backward(imb_ctx *ctx, void *p) {
     ew_saved *s = p;
-    IMB_RUN_CPU(ctx, "residual", imb_residual_bwd, imb_g(s->a), imb_g(s->b), imb_g(s->g), imb_f32(s->b),
-                s->g ? imb_f32(s->g) : NULL, imb_gradf(s->out), s->n, s->nb);
+    IMB_RUN(ctx, imb_residual_bwd, imb_g(s->a), imb_g(s->b), imb_g(s->g), imb_f32(s->b),
+            s->g ? imb_f32(s->g) : NULL, imb_gradf(s->out), s->n, s->nb);
 }
 
 imb_tensor *imb_residual(imb_ctx *ctx, imb_tensor *x, imb_tensor *y, imb_tensor *gamma) {
@@ -77,7 +76,7 @@ imb_tensor *imb_residual(imb_ctx *ctx, imb_tensor *x, imb_tensor *y, imb_tensor 
     imb_tensor *out = imb_new(ctx, IMB_F32, x->ndim, x->shape, IMB_WANTS_GRAD(ctx, x, y, gamma));
     if (!out) return NULL;
     int64_t n = imb_numel(x);
-    IMB_RUN_CPU(ctx, op, imb_residual_fwd, imb_f32(out), imb_f32(x), imb_f32(y), gamma ? imb_f32(gamma) : NULL, n, C);
+    IMB_RUN(ctx, imb_residual_fwd, imb_f32(out), imb_f32(x), imb_f32(y), gamma ? imb_f32(gamma) : NULL, n, C);
     if (out->grad) {
         ew_saved *s = imb_tape_push(ctx, op, residual_backward, sizeof *s);
         if (!s) return NULL;

@@ -19,6 +19,22 @@ void imb_mul_bwd_cpu(float *da, float *db, const float *a, const float *b, const
 void imb_residual_fwd_cpu(float *out, const float *x, const float *y, const float *g, int64_t n, int64_t C);
 void imb_residual_bwd_cpu(float *dx, float *dy, float *dg, const float *y, const float *g, const float *dout,
                           int64_t n, int64_t C);
+/* db[j] += sum over rows i of x[i, j] * w[i, j] (w NULL: 1); x, w [rows, N] */
+void imb_colsum_cpu(float *db, const float *x, const float *w, int64_t rows, int64_t N);
 /* dst[i] = s * src[i] (acc=0) or dst[i] += s * src[i] (acc=1) */
 void imb_scale_cpu(float *dst, const float *src, float s, int64_t n, int acc);
+
+#ifdef IMB_HAVE_CUDA
+/* The CUDA twins (kernels/cuda/elementwise.cu): same arguments, device pointers, queued on the
+ * backend stream; failures go to the backend's sticky error (see op.h, IMB_RUN). */
+void imb_add_fwd_cuda(float *out, const float *a, const float *b, int64_t n, int64_t nb);
+void imb_add_bwd_cuda(float *da, float *db, const float *dout, int64_t n, int64_t nb);
+void imb_mul_fwd_cuda(float *out, const float *a, const float *b, int64_t n, int64_t nb);
+void imb_mul_bwd_cuda(float *da, float *db, const float *a, const float *b, const float *dout, int64_t n, int64_t nb);
+void imb_residual_fwd_cuda(float *out, const float *x, const float *y, const float *g, int64_t n, int64_t C);
+void imb_residual_bwd_cuda(float *dx, float *dy, float *dg, const float *y, const float *g, const float *dout,
+                           int64_t n, int64_t C);
+void imb_colsum_cuda(float *db, const float *x, const float *w, int64_t rows, int64_t N);
+void imb_scale_cuda(float *dst, const float *src, float s, int64_t n, int acc);
+#endif
 #endif

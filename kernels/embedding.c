@@ -19,8 +19,7 @@ static const char *position_str(const imb_tensor *t, int64_t i, char *buf, size_
 
 static void embedding_backward(imb_ctx *ctx, void *p) {
     emb_saved *s = p;
-    IMB_RUN_CPU(ctx, "embedding", imb_embedding_bwd, imb_gradf(s->table), imb_gradf(s->out), imb_i32(s->ids), s->N,
-                s->V, s->C);
+    IMB_RUN(ctx, imb_embedding_bwd, imb_gradf(s->table), imb_gradf(s->out), imb_i32(s->ids), s->N, s->V, s->C);
 }
 
 imb_tensor *imb_embedding(imb_ctx *ctx, imb_tensor *table, imb_tensor *ids) {
@@ -49,7 +48,7 @@ imb_tensor *imb_embedding(imb_ctx *ctx, imb_tensor *table, imb_tensor *ids) {
     shape[ids->ndim] = C;
     imb_tensor *out = imb_new(ctx, IMB_F32, ids->ndim + 1, shape, IMB_WANTS_GRAD(ctx, table));
     if (!out) return NULL;
-    IMB_RUN_CPU(ctx, op, imb_embedding_fwd, imb_f32(out), imb_f32(table), imb_i32(ids), N, V, C);
+    IMB_RUN(ctx, imb_embedding_fwd, imb_f32(out), imb_f32(table), imb_i32(ids), N, V, C);
     if (out->grad) {
         emb_saved *s = imb_tape_push(ctx, op, embedding_backward, sizeof *s);
         if (!s) return NULL;
@@ -60,8 +59,8 @@ imb_tensor *imb_embedding(imb_ctx *ctx, imb_tensor *table, imb_tensor *ids) {
 
 static void mean_pool_backward(imb_ctx *ctx, void *p) {
     pool_saved *s = p;
-    IMB_RUN_CPU(ctx, "mean_pool", imb_mean_pool_bwd, imb_gradf(s->x), imb_gradf(s->out),
-                s->mask ? imb_f32(s->mask) : NULL, s->B, s->L, s->C);
+    IMB_RUN(ctx, imb_mean_pool_bwd, imb_gradf(s->x), imb_gradf(s->out),
+            s->mask ? imb_f32(s->mask) : NULL, s->B, s->L, s->C);
 }
 
 imb_tensor *imb_mean_pool(imb_ctx *ctx, imb_tensor *x, imb_tensor *mask) {
@@ -73,7 +72,7 @@ imb_tensor *imb_mean_pool(imb_ctx *ctx, imb_tensor *x, imb_tensor *mask) {
         return imb_shape_fail(ctx, op, "mask must be [B, L] with x's B and L", mask), NULL;
     imb_tensor *out = imb_new(ctx, IMB_F32, 2, IMB_SHAPE(B, C), IMB_WANTS_GRAD(ctx, x));
     if (!out) return NULL;
-    IMB_RUN_CPU(ctx, op, imb_mean_pool_fwd, imb_f32(out), imb_f32(x), mask ? imb_f32(mask) : NULL, B, L, C);
+    IMB_RUN(ctx, imb_mean_pool_fwd, imb_f32(out), imb_f32(x), mask ? imb_f32(mask) : NULL, B, L, C);
     if (out->grad) {
         pool_saved *s = imb_tape_push(ctx, op, mean_pool_backward, sizeof *s);
         if (!s) return NULL;

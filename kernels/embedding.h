@@ -18,4 +18,13 @@ void imb_embedding_bwd_cpu(float *dtable, const float *dout, const int32_t *ids,
  * sum_l m (zeros where the weights sum to 0). Backward adds into dx. */
 void imb_mean_pool_fwd_cpu(float *out, const float *x, const float *mask, int64_t B, int64_t L, int64_t C);
 void imb_mean_pool_bwd_cpu(float *dx, const float *dout, const float *mask, int64_t B, int64_t L, int64_t C);
+
+#ifdef IMB_HAVE_CUDA
+/* The CUDA twins (kernels/cuda/embedding.cu): same arguments, device pointers, queued on the
+ * backend stream; failures go to the backend's sticky error (see op.h, IMB_RUN). */
+void imb_embedding_fwd_cuda(float *out, const float *table, const int32_t *ids, int64_t N, int64_t V, int64_t C);
+void imb_embedding_bwd_cuda(float *dtable, const float *dout, const int32_t *ids, int64_t N, int64_t V, int64_t C);
+void imb_mean_pool_fwd_cuda(float *out, const float *x, const float *mask, int64_t B, int64_t L, int64_t C);
+void imb_mean_pool_bwd_cuda(float *dx, const float *dout, const float *mask, int64_t B, int64_t L, int64_t C);
+#endif
 #endif

@@ -1,6 +1,5 @@
 /* Cross-entropy op: checks labels, keeps the softmax for the backward. */
 #include "loss.h"
-#include "mem.h"
 #include "op.h"
 #include <stdlib.h>
 
@@ -8,10 +7,8 @@ typedef struct { imb_tensor *logits, *labels, *loss; float *prob; int64_t N, C; 
 
 static void xent_backward(imb_ctx *ctx, void *p) {
     xent_saved *s = p;
-    float dl;
-    imb_mem_copy(IMB_CPU, &dl, ctx->device, s->loss->grad, sizeof dl);
-    IMB_RUN_CPU(ctx, "cross_entropy", imb_xent_bwd, imb_gradf(s->logits), s->prob, imb_i32(s->labels), s->N, s->C,
-                s->smoothing, dl * s->inv_kept);
+    IMB_RUN(ctx, imb_xent_bwd, imb_gradf(s->logits), s->prob, imb_i32(s->labels), s->N, s->C, s->smoothing,
+            imb_gradf(s->loss), s->inv_kept);
 }
 
 imb_tensor *imb_cross_entropy(imb_ctx *ctx, imb_tensor *logits, imb_tensor *labels, float smoothing) {
@@ -41,8 +38,8 @@ imb_tensor *imb_cross_entropy(imb_ctx *ctx, imb_tensor *logits, imb_tensor *labe
     float *rows = imb_scratch(ctx, sizeof(float) * (size_t)N);
     if (!loss || !prob || !rows) return NULL;
     float inv = kept ? 1.0f / (float)kept : 0.0f;
-    IMB_RUN_CPU(ctx, op, imb_xent_fwd, rows, prob, imb_f32(logits), imb_i32(labels), N, C, smoothing);
-    IMB_RUN_CPU(ctx, op, imb_sum, imb_f32(loss), rows, N, inv);
+    IMB_RUN(ctx, imb_xent_fwd, rows, prob, imb_f32(logits), imb_i32(labels), N, C, smoothing);
+    IMB_RUN(ctx, imb_sum, imb_f32(loss), rows, N, inv);
     if (loss->grad) {
         xent_saved *s = imb_tape_push(ctx, op, xent_backward, sizeof *s);
         if (!s) return NULL;

@@ -8,11 +8,23 @@
 imb_tensor *imb_cross_entropy(imb_ctx *ctx, imb_tensor *logits, imb_tensor *labels, float smoothing);
 
 /* Raw kernels. Forward writes per-row losses (0 for ignored rows) and the softmax into prob
- * [N, C]; backward adds dloss * (prob - target) / kept into dlogits. */
+ * [N, C]; backward adds dloss[0] * scale * (prob - target) into dlogits, scale = 1 / kept.
+ * dloss is the loss's gradient (one float on the kernel's device), read by the kernel so
+ * the backward needs no copy to the host (and can be captured in a CUDA graph). */
 void imb_xent_fwd_cpu(float *rowloss, float *prob, const float *logits, const int32_t *labels, int64_t N, int64_t C,
                       float smoothing);
 void imb_xent_bwd_cpu(float *dlogits, const float *prob, const int32_t *labels, int64_t N, int64_t C,
-                      float smoothing, float scale);
+                      float smoothing, const float *dloss, float scale);
 /* out[0] = sum(x[0..n)) * scale, in double */
 void imb_sum_cpu(float *out, const float *x, int64_t n, float scale);
+
+#ifdef IMB_HAVE_CUDA
+/* The CUDA twins (kernels/cuda/loss.cu): same arguments, device pointers, queued on the
+ * backend stream; failures go to the backend's sticky error (see op.h, IMB_RUN). */
+void imb_xent_fwd_cuda(float *rowloss, float *prob, const float *logits, const int32_t *labels, int64_t N, int64_t C,
+                       float smoothing);
+void imb_xent_bwd_cuda(float *dlogits, const float *prob, const int32_t *labels, int64_t N, int64_t C,
+                       float smoothing, const float *dloss, float scale);
+void imb_sum_cuda(float *out, const float *x, int64_t n, float scale);
+#endif
 #endif

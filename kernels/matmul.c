@@ -10,7 +10,7 @@ typedef struct {
 
 static void gemm(imb_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                  const float *B, float beta, float *C, int64_t batch, int64_t sa, int64_t sb, int64_t sc) {
-    IMB_RUN_CPU(ctx, "matmul", imb_gemm, ta, tb, M, N, K, alpha, A, B, beta, C, batch, sa, sb, sc);
+    IMB_RUN(ctx, imb_gemm, ta, tb, M, N, K, alpha, A, B, beta, C, batch, sa, sb, sc);
 }
 
 static void matmul_backward(imb_ctx *ctx, void *p) {
@@ -34,7 +34,7 @@ static void matmul_backward(imb_ctx *ctx, void *p) {
         }
     }
     if (s->bias && s->bias->grad)
-        IMB_RUN_CPU(ctx, "matmul", imb_bias_grad, imb_gradf(s->bias), dC, s->batch * M, N);
+        IMB_RUN(ctx, imb_bias_grad, imb_gradf(s->bias), dC, s->batch * M, N);
 }
 
 imb_tensor *imb_matmul(imb_ctx *ctx, imb_tensor *a, imb_tensor *b, imb_tensor *bias, int ta, int tb) {
@@ -67,7 +67,7 @@ imb_tensor *imb_matmul(imb_ctx *ctx, imb_tensor *a, imb_tensor *b, imb_tensor *b
     if (!sb && !ta) { gM = batch * M; gb = 1; }
     gemm(ctx, ta, tb, gM, N, K, 1.0f, imb_f32(a), imb_f32(b), 0.0f, imb_f32(c), gb, M * K, sb, gM * N);
     ctx->flops += 2.0 * (double)gb * (double)gM * (double)N * (double)K;
-    if (bias) IMB_RUN_CPU(ctx, op, imb_bias_add, imb_f32(c), imb_f32(bias), batch * M, N);
+    if (bias) IMB_RUN(ctx, imb_bias_add, imb_f32(c), imb_f32(bias), batch * M, N);
     if (c->grad) {
         mm_saved *s = imb_tape_push(ctx, op, matmul_backward, sizeof *s);
         if (!s) return NULL;

@@ -21,4 +21,13 @@ void imb_gemm_cpu(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, 
 void imb_bias_grad_cpu(float *dbias, const float *dC, int64_t rows, int64_t N);
 /* C[rows, N] += bias[N] */
 void imb_bias_add_cpu(float *C, const float *bias, int64_t rows, int64_t N);
+
+#ifdef IMB_HAVE_CUDA
+/* The CUDA twins (kernels/cuda/matmul.cu): same arguments, device pointers, queued on the
+ * backend stream; failures go to the backend's sticky error (see op.h, IMB_RUN). */
+void imb_gemm_cuda(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, const float *B,
+                   float beta, float *C, int64_t batch, int64_t sa, int64_t sb, int64_t sc);
+void imb_bias_grad_cuda(float *dbias, const float *dC, int64_t rows, int64_t N);
+void imb_bias_add_cuda(float *C, const float *bias, int64_t rows, int64_t N);
+#endif
 #endif

@@ -21,8 +21,8 @@ static int check_norm(imb_ctx *ctx, const char *op, const imb_tensor *x, const i
 
 static void layernorm_backward(imb_ctx *ctx, void *p) {
     norm_saved *s = p;
-    IMB_RUN_CPU(ctx, "layernorm", imb_layernorm_bwd, imb_g(s->x), imb_g(s->w), imb_g(s->b), imb_gradf(s->out),
-                imb_f32(s->x), s->w ? imb_f32(s->w) : NULL, s->mean, s->rstd, s->rows, s->C);
+    IMB_RUN(ctx, imb_layernorm_bwd, imb_g(s->x), imb_g(s->w), imb_g(s->b), imb_gradf(s->out),
+            imb_f32(s->x), s->w ? imb_f32(s->w) : NULL, s->mean, s->rstd, s->rows, s->C);
 }
 
 imb_tensor *imb_layernorm(imb_ctx *ctx, imb_tensor *x, imb_tensor *w, imb_tensor *b, float eps) {
@@ -33,8 +33,8 @@ imb_tensor *imb_layernorm(imb_ctx *ctx, imb_tensor *x, imb_tensor *w, imb_tensor
     float *mean = imb_scratch(ctx, sizeof(float) * (size_t)rows);
     float *rstd = imb_scratch(ctx, sizeof(float) * (size_t)rows);
     if (!out || !mean || !rstd) return NULL;
-    IMB_RUN_CPU(ctx, op, imb_layernorm_fwd, imb_f32(out), mean, rstd, imb_f32(x), w ? imb_f32(w) : NULL,
-                b ? imb_f32(b) : NULL, rows, C, eps);
+    IMB_RUN(ctx, imb_layernorm_fwd, imb_f32(out), mean, rstd, imb_f32(x), w ? imb_f32(w) : NULL,
+            b ? imb_f32(b) : NULL, rows, C, eps);
     if (out->grad) {
         norm_saved *s = imb_tape_push(ctx, op, layernorm_backward, sizeof *s);
         if (!s) return NULL;
@@ -45,8 +45,8 @@ imb_tensor *imb_layernorm(imb_ctx *ctx, imb_tensor *x, imb_tensor *w, imb_tensor
 
 static void rmsnorm_backward(imb_ctx *ctx, void *p) {
     norm_saved *s = p;
-    IMB_RUN_CPU(ctx, "rmsnorm", imb_rmsnorm_bwd, imb_g(s->x), imb_g(s->w), imb_gradf(s->out), imb_f32(s->x),
-                s->w ? imb_f32(s->w) : NULL, s->rstd, s->rows, s->C);
+    IMB_RUN(ctx, imb_rmsnorm_bwd, imb_g(s->x), imb_g(s->w), imb_gradf(s->out), imb_f32(s->x),
+            s->w ? imb_f32(s->w) : NULL, s->rstd, s->rows, s->C);
 }
 
 imb_tensor *imb_rmsnorm(imb_ctx *ctx, imb_tensor *x, imb_tensor *w, float eps) {
@@ -56,7 +56,7 @@ imb_tensor *imb_rmsnorm(imb_ctx *ctx, imb_tensor *x, imb_tensor *w, float eps) {
     imb_tensor *out = imb_new(ctx, IMB_F32, x->ndim, x->shape, IMB_WANTS_GRAD(ctx, x, w));
     float *rstd = imb_scratch(ctx, sizeof(float) * (size_t)rows);
     if (!out || !rstd) return NULL;
-    IMB_RUN_CPU(ctx, op, imb_rmsnorm_fwd, imb_f32(out), rstd, imb_f32(x), w ? imb_f32(w) : NULL, rows, C, eps);
+    IMB_RUN(ctx, imb_rmsnorm_fwd, imb_f32(out), rstd, imb_f32(x), w ? imb_f32(w) : NULL, rows, C, eps);
     if (out->grad) {
         norm_saved *s = imb_tape_push(ctx, op, rmsnorm_backward, sizeof *s);
         if (!s) return NULL;

@@ -17,4 +17,16 @@ void imb_layernorm_bwd_cpu(float *dx, float *dw, float *db, const float *dout, c
 void imb_rmsnorm_fwd_cpu(float *out, float *rstd, const float *x, const float *w, int64_t rows, int64_t C, float eps);
 void imb_rmsnorm_bwd_cpu(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
                          int64_t rows, int64_t C);
+
+#ifdef IMB_HAVE_CUDA
+/* The CUDA twins (kernels/cuda/norm.cu): same arguments, device pointers, queued on the
+ * backend stream; failures go to the backend's sticky error (see op.h, IMB_RUN). */
+void imb_layernorm_fwd_cuda(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                            int64_t rows, int64_t C, float eps);
+void imb_layernorm_bwd_cuda(float *dx, float *dw, float *db, const float *dout, const float *x, const float *w,
+                            const float *mean, const float *rstd, int64_t rows, int64_t C);
+void imb_rmsnorm_fwd_cuda(float *out, float *rstd, const float *x, const float *w, int64_t rows, int64_t C, float eps);
+void imb_rmsnorm_bwd_cuda(float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd,
+                          int64_t rows, int64_t C);
+#endif
 #endif

@@ -1,6 +1,9 @@
 /* Shared plumbing for op implementations. */
 #include "op.h"
 #include <stdio.h>
+#ifdef IMB_HAVE_CUDA
+#include "cuda/backend.h"
+#endif
 
 int imb_check_inputs(imb_ctx *ctx, const char *op, int allow_int, int n, const imb_tensor *const *ts) {
     if (!imb_ok(ctx)) return -1;
@@ -36,5 +39,20 @@ int imb_cpu_only(imb_ctx *ctx, const char *op) {
     return imb_fail(ctx, "%s: no CUDA kernel for this op yet", op);
 #else
     return imb_fail(ctx, "%s: this build has no CUDA backend", op);
+#endif
+}
+
+int imb_device_check(imb_ctx *ctx, const char *what) {
+#ifdef IMB_HAVE_CUDA
+    if (ctx->device != IMB_CUDA) return 0;
+    const char *why = imb_cuda_poll();
+    if (!why) return 0;
+    imb_fail(ctx, "%s: %s", what, why);   /* a no-op when ctx already failed: the first error stands */
+    imb_cuda_clear_error();
+    return -1;
+#else
+    (void)ctx;
+    (void)what;
+    return 0;
 #endif
 }

@@ -25,16 +25,31 @@ int imb_any_grad(const imb_ctx *ctx, int n, const imb_tensor *const *ts);
 /* Shape check helper: records "<op>: <what> (got <shape>)" and returns -1. */
 int imb_shape_fail(imb_ctx *ctx, const char *op, const char *what, const imb_tensor *t);
 
-/* Device dispatch. IMB_RUN calls name##_cpu or name##_cuda; ops whose CUDA kernel does
- * not exist yet use IMB_RUN_CPU, which fails loudly on a CUDA context. */
+/* Device dispatch. IMB_RUN calls name##_cpu, or on a CUDA context name##_cuda followed by
+ * imb_device_check: raw kernels return void, so a CUDA kernel records a failed launch or
+ * cuBLAS call in the backend's sticky error and the check turns it into the context's
+ * error, "<name>: <reason>". Ops whose CUDA kernel does not exist yet use IMB_RUN_CPU,
+ * which fails loudly on a CUDA context. Both are statements. */
 #ifdef IMB_HAVE_CUDA
-#define IMB_RUN(ctx, name, ...) ((ctx)->device == IMB_CUDA ? name##_cuda(__VA_ARGS__) : name##_cpu(__VA_ARGS__))
+#define IMB_RUN(ctx, name, ...)                                          \
+    do {                                                                 \
+        if ((ctx)->device == IMB_CUDA) {                                 \
+            name##_cuda(__VA_ARGS__);                                    \
+            imb_device_check((ctx), #name);                              \
+        } else {                                                         \
+            name##_cpu(__VA_ARGS__);                                     \
+        }                                                                \
+    } while (0)
 #else
-#define IMB_RUN(ctx, name, ...) name##_cpu(__VA_ARGS__)
+#define IMB_RUN(ctx, name, ...) do { (void)(ctx); name##_cpu(__VA_ARGS__); } while (0)
 #endif
 int imb_cpu_only(imb_ctx *ctx, const char *op);
 #define IMB_RUN_CPU(ctx, opname, name, ...) \
     do { if (!imb_cpu_only((ctx), (opname))) name##_cpu(__VA_ARGS__); } while (0)
+/* On a CUDA context, moves an error the CUDA backend recorded (or, with IMB_CUDA_SYNC=1, a
+ * fault found by synchronising) into ctx as "<what>: <reason>" and returns -1; otherwise
+ * returns 0. Always 0 in a build without CUDA. */
+int imb_device_check(imb_ctx *ctx, const char *what);
 
 /* grad pointer or NULL: backward kernels skip inputs that need no gradient */
 static inline float *imb_g(const imb_tensor *t) { return t ? (float *)t->grad : NULL; }

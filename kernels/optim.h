@@ -24,4 +24,12 @@ float imb_lr_cosine(int64_t step, int64_t total, int64_t warmup, float base_lr, 
 void imb_adamw_cpu(float *p, const float *g, float *m, float *v, const float *decay_mask, const float *update_mask,
                    int64_t n, float lr, float b1, float b2, float eps, float wd, float bc1, float bc2);
 double imb_sumsq_cpu(const float *x, int64_t n);
+
+#ifdef IMB_HAVE_CUDA
+/* The CUDA twins (kernels/cuda/optim.cu): same arguments, device pointers, queued on the
+ * backend stream; failures go to the backend's sticky error (see op.h, IMB_RUN). */
+void imb_adamw_cuda(float *p, const float *g, float *m, float *v, const float *decay_mask, const float *update_mask,
+                    int64_t n, float lr, float b1, float b2, float eps, float wd, float bc1, float bc2);
+double imb_sumsq_cuda(const float *x, int64_t n);
+#endif
 #endif

@@ -51,7 +51,7 @@ typedef struct { imb_tensor *x, *out; int ndim; int perm[IMB_MAX_DIMS]; int64_t 
 
 static void permute_backward(imb_ctx *ctx, void *p) {
     perm_saved *s = p;
-    IMB_RUN_CPU(ctx, "permute", imb_permute_bwd, imb_gradf(s->x), imb_gradf(s->out), s->ndim, s->xshape, s->perm);
+    IMB_RUN(ctx, imb_permute_bwd, imb_gradf(s->x), imb_gradf(s->out), s->ndim, s->xshape, s->perm);
 }
 
 imb_tensor *imb_permute(imb_ctx *ctx, imb_tensor *x, const int *perm) {
@@ -67,7 +67,7 @@ imb_tensor *imb_permute(imb_ctx *ctx, imb_tensor *x, const int *perm) {
     }
     imb_tensor *out = imb_new(ctx, IMB_F32, x->ndim, shape, IMB_WANTS_GRAD(ctx, x));
     if (!out) return NULL;
-    IMB_RUN_CPU(ctx, op, imb_permute_fwd, imb_f32(out), imb_f32(x), x->ndim, x->shape, perm);
+    IMB_RUN(ctx, imb_permute_fwd, imb_f32(out), imb_f32(x), x->ndim, x->shape, perm);
     if (out->grad) {
         perm_saved *s = imb_tape_push(ctx, op, permute_backward, sizeof *s);
         if (!s) return NULL;
@@ -101,24 +101,23 @@ static int blocks_init(imb_ctx *ctx, blocks_saved *b, const imb_tensor *whole, i
 }
 
 /* whole <-> part i, as outer blocks of size[i] * inner floats; to_whole picks the direction */
-static void part_copy(imb_ctx *ctx, const char *op, const blocks_saved *b, int i, int to_whole, float *whole,
-                      float *part, int acc) {
+static void part_copy(imb_ctx *ctx, const blocks_saved *b, int i, int to_whole, float *whole, float *part, int acc) {
     int64_t n = b->size[i] * b->inner, ld = b->len * b->inner;
     float *w = whole + b->off[i] * b->inner;
-    if (to_whole) IMB_RUN_CPU(ctx, op, imb_block_copy, w, ld, part, n, b->outer, n, acc);
-    else IMB_RUN_CPU(ctx, op, imb_block_copy, part, n, w, ld, b->outer, n, acc);
+    if (to_whole) IMB_RUN(ctx, imb_block_copy, w, ld, part, n, b->outer, n, acc);
+    else IMB_RUN(ctx, imb_block_copy, part, n, w, ld, b->outer, n, acc);
 }
 
 static void concat_backward(imb_ctx *ctx, void *p) {
     blocks_saved *b = p;
     for (int i = 0; i < b->n; i++)
-        if (b->parts[i]->grad) part_copy(ctx, "concat", b, i, 0, imb_gradf(b->whole), imb_gradf(b->parts[i]), 1);
+        if (b->parts[i]->grad) part_copy(ctx, b, i, 0, imb_gradf(b->whole), imb_gradf(b->parts[i]), 1);
 }
 
 static void split_backward(imb_ctx *ctx, void *p) {
     blocks_saved *b = p;
     for (int i = 0; i < b->n; i++)
-        if (b->parts[i]->grad) part_copy(ctx, "split", b, i, 1, imb_gradf(b->whole), imb_gradf(b->parts[i]), 1);
+        if (b->parts[i]->grad) part_copy(ctx, b, i, 1, imb_gradf(b->whole), imb_gradf(b->parts[i]), 1);
 }
 
 static int push_blocks(imb_ctx *ctx, const char *op, imb_backward_fn fn, const blocks_saved *b) {
@@ -156,7 +155,7 @@ imb_tensor *imb_concat(imb_ctx *ctx, imb_tensor *const *xs, int n, int dim) {
         b.parts[i] = xs[i];
         b.off[i] = i ? b.off[i - 1] + b.size[i - 1] : 0;
         b.size[i] = xs[i]->shape[d];
-        part_copy(ctx, op, &b, i, 1, imb_f32(out), imb_f32(xs[i]), 0);
+        part_copy(ctx, &b, i, 1, imb_f32(out), imb_f32(xs[i]), 0);
     }
     if (out->grad && push_blocks(ctx, op, concat_backward, &b)) return NULL;
     return imb_ok(ctx) ? out : NULL;
@@ -176,7 +175,7 @@ static int cut(imb_ctx *ctx, const char *op, imb_tensor *x, int d, int n, const 
         if (!b.parts[i]) return -1;
         b.off[i] = off[i];
         b.size[i] = size[i];
-        part_copy(ctx, op, &b, i, 0, imb_f32(x), imb_f32(b.parts[i]), 0);
+        part_copy(ctx, &b, i, 0, imb_f32(x), imb_f32(b.parts[i]), 0);
     }
     if (grad && push_blocks(ctx, op, split_backward, &b)) return -1;
     if (!imb_ok(ctx)) return -1;
@@ -225,7 +224,7 @@ typedef struct { imb_tensor *x, *out; int64_t rows, n; } copy_saved;
 
 static void copy_backward(imb_ctx *ctx, void *p) {
     copy_saved *s = p;
-    IMB_RUN_CPU(ctx, "copy", imb_block_copy, imb_gradf(s->x), s->n, imb_gradf(s->out), s->n, s->rows, s->n, 1);
+    IMB_RUN(ctx, imb_block_copy, imb_gradf(s->x), s->n, imb_gradf(s->out), s->n, s->rows, s->n, 1);
 }
 
 imb_tensor *imb_copy(imb_ctx *ctx, imb_tensor *x) {
@@ -235,7 +234,7 @@ imb_tensor *imb_copy(imb_ctx *ctx, imb_tensor *x) {
     if (!out) return NULL;
     /* rows of the last dim, so the copy spreads over threads */
     int64_t n = x->ndim ? x->shape[x->ndim - 1] : 1, rows = imb_numel(x) / n;
-    IMB_RUN_CPU(ctx, op, imb_block_copy, imb_f32(out), n, imb_f32(x), n, rows, n, 0);
+    IMB_RUN(ctx, imb_block_copy, imb_f32(out), n, imb_f32(x), n, rows, n, 0);
     if (out->grad) {
         copy_saved *s = imb_tape_push(ctx, op, copy_backward, sizeof *s);
         if (!s) return NULL;

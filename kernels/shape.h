@@ -22,6 +22,19 @@ imb_tensor *imb_copy(imb_ctx *ctx, imb_tensor *x);
 void imb_block_copy_cpu(float *dst, int64_t dst_ld, const float *src, int64_t src_ld, int64_t rows, int64_t n,
                         int acc);
 /* x [xshape] (ndim <= 4), out [xshape[perm[0]], ...]; backward adds dout into dx. */
+/* Both backends' permute geometry: the output is walked in order as 4 dims of sizes os, and x
+ * is addressed through st, the stride of the x dim each output dim came from; fewer than 4
+ * dims are padded with leading size-1 dims so one loop nest serves every rank. */
+void imb_permute_geom(int ndim, const int64_t *xshape, const int *perm, int64_t os[4], int64_t st[4]);
 void imb_permute_fwd_cpu(float *out, const float *x, int ndim, const int64_t *xshape, const int *perm);
 void imb_permute_bwd_cpu(float *dx, const float *dout, int ndim, const int64_t *xshape, const int *perm);
+
+#ifdef IMB_HAVE_CUDA
+/* The CUDA twins (kernels/cuda/shape.cu): same arguments, device pointers, queued on the
+ * backend stream; failures go to the backend's sticky error (see op.h, IMB_RUN). */
+void imb_block_copy_cuda(float *dst, int64_t dst_ld, const float *src, int64_t src_ld, int64_t rows, int64_t n,
+                         int acc);
+void imb_permute_fwd_cuda(float *out, const float *x, int ndim, const int64_t *xshape, const int *perm);
+void imb_permute_bwd_cuda(float *dx, const float *dout, int ndim, const int64_t *xshape, const int *perm);
+#endif
 #endif

@@ -6,7 +6,7 @@ typedef struct { imb_tensor *x, *out; int64_t rows, L; } softmax_saved;
 
 static void softmax_backward(imb_ctx *ctx, void *p) {
     softmax_saved *s = p;
-    IMB_RUN_CPU(ctx, "softmax", imb_softmax_bwd, imb_gradf(s->x), imb_f32(s->out), imb_gradf(s->out), s->rows, s->L);
+    IMB_RUN(ctx, imb_softmax_bwd, imb_gradf(s->x), imb_f32(s->out), imb_gradf(s->out), s->rows, s->L);
 }
 
 imb_tensor *imb_softmax(imb_ctx *ctx, imb_tensor *x, imb_tensor *mask) {
@@ -24,7 +24,7 @@ imb_tensor *imb_softmax(imb_ctx *ctx, imb_tensor *x, imb_tensor *mask) {
     int64_t L = x->shape[x->ndim - 1], rows = imb_numel(x) / L, mask_rows = mask ? imb_numel(mask) / L : 1;
     imb_tensor *out = imb_new(ctx, IMB_F32, x->ndim, x->shape, IMB_WANTS_GRAD(ctx, x));
     if (!out) return NULL;
-    IMB_RUN_CPU(ctx, op, imb_softmax_fwd, imb_f32(out), imb_f32(x), mask ? imb_f32(mask) : NULL, rows, L, mask_rows);
+    IMB_RUN(ctx, imb_softmax_fwd, imb_f32(out), imb_f32(x), mask ? imb_f32(mask) : NULL, rows, L, mask_rows);
     if (out->grad) {
         softmax_saved *s = imb_tape_push(ctx, op, softmax_backward, sizeof *s);
         if (!s) return NULL;

@@ -10,22 +10,26 @@
 static void bb_cleanup(void *s) { imb_backbone_free(s); }
 static void cls_cleanup(void *s) { imb_imagecls_free(s); }
 
-static imb_backbone_cfg tiny_vit(void) {
+/* cls = 1: class-token pooling (timm's ViTs); 0: average pooling (vit-nano's default) */
+static imb_backbone_cfg tiny_vit(int cls) {
     imb_backbone_cfg c;
     char e[256];
-    imb_backbone_parse("vit-nano:dim=8,heads=2,depth=2,mlp_ratio=2", &c, e, sizeof e);
+    imb_backbone_parse(cls ? "vit-nano:dim=8,heads=2,depth=2,mlp_ratio=2,cls_token=1"
+                           : "vit-nano:dim=8,heads=2,depth=2,mlp_ratio=2,cls_token=0", &c, e, sizeof e);
     c.pos_h = 2;
     c.pos_w = 3;
     c.init_std = 0.3f;   /* larger than timm's 0.02 so every path carries a visible gradient */
     return c;
 }
 
-static void vit_setup(imb_ctx *c, optest *t) {
-    imb_backbone_cfg cfg = tiny_vit();
+static void vit_setup_cfg(imb_ctx *c, optest *t, imb_backbone_cfg cfg) {
     t->state = imb_backbone_create(c, &cfg);
     t->cleanup = bb_cleanup;
     imb_param_new(c, "tokens", 3, IMB_SHAPE(2, 6, 8), IMB_INIT_NORMAL, 1.0f, 0);
 }
+
+static void vit_setup(imb_ctx *c, optest *t) { vit_setup_cfg(c, t, tiny_vit(1)); }
+static void vit_gap_setup(imb_ctx *c, optest *t) { vit_setup_cfg(c, t, tiny_vit(0)); }
 
 static imb_tensor *vit_fwd(imb_ctx *c, optest *t) {
     imb_backbone_out out;
@@ -43,7 +47,7 @@ static imb_tensor *vit_regrid_fwd(imb_ctx *c, optest *t) {
 }
 
 static void cls_setup(imb_ctx *c, optest *t) {
-    imb_backbone_cfg cfg = tiny_vit();
+    imb_backbone_cfg cfg = tiny_vit(1);
     t->state = imb_imagecls_create(c, &cfg, 1, 4, 2, 3);
     t->cleanup = cls_cleanup;
     imb_param_new(c, "images", 4, IMB_SHAPE(2, 1, 4, 4), IMB_INIT_NORMAL, 1.0f, 0);
@@ -58,6 +62,7 @@ static imb_tensor *cls_fwd(imb_ctx *c, optest *t) {
 
 const op_case optest_model[] = {
     { "vit_backbone", vit_setup, vit_fwd, 0, 0 },
+    { "vit_backbone_gap", vit_gap_setup, vit_fwd, 0, 0 },
     { "vit_backbone_regrid", vit_setup, vit_regrid_fwd, 0, 0 },
     { "imagecls_vit_loss", cls_setup, cls_fwd, 0, 0 },
     { 0 },

@@ -243,7 +243,7 @@ START_TEST(shard_write_is_atomic_and_streams) {
     src.store_size = 20;
     ck_assert_int_eq(imb_shard_write(path, &src, err, sizeof err), -1);   /* no resize callback */
     ck_assert_msg(strstr(err, "resize"), "%s", err);
-    src.resize = imb_resample_image;
+    src.resize = imb_image_resize;
     ck_assert_msg(imb_shard_write(path, &src, err, sizeof err) == 0, "%s", err);
     ck_assert_int_eq(z.gets, 6);
     ck_assert_int_eq(z.puts, 6);

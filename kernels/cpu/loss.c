@@ -21,7 +21,8 @@ void imb_xent_fwd_cpu(float *rowloss, float *prob, const float *logits, const in
 }
 
 void imb_xent_bwd_cpu(float *dlogits, const float *prob, const int32_t *labels, int64_t N, int64_t C,
-                      float smoothing, float scale) {
+                      float smoothing, const float *dloss, float scale) {
+    scale *= dloss[0];
 #pragma omp parallel for
     for (int64_t i = 0; i < N; i++) {
         int32_t y = labels[i];

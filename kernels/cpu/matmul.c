@@ -1,5 +1,6 @@
 /* CPU GEMM through OpenBLAS cblas, plus the bias helpers. */
 #include "../matmul.h"
+#include "../elementwise.h"
 #include <cblas.h>
 
 void imb_gemm_cpu(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, const float *B,
@@ -11,12 +12,7 @@ void imb_gemm_cpu(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, 
 }
 
 void imb_bias_grad_cpu(float *dbias, const float *dC, int64_t rows, int64_t N) {
-#pragma omp parallel for
-    for (int64_t j = 0; j < N; j++) {
-        double s = 0;
-        for (int64_t i = 0; i < rows; i++) s += dC[i * N + j];
-        dbias[j] += (float)s;
-    }
+    imb_colsum_cpu(dbias, dC, NULL, rows, N);
 }
 
 void imb_bias_add_cpu(float *C, const float *bias, int64_t rows, int64_t N) {

@@ -15,10 +15,7 @@ void imb_block_copy_cpu(float *dst, int64_t dst_ld, const float *src, int64_t sr
     }
 }
 
-/* The output is walked in order; x is addressed through the stride of the x dim each
- * output dim came from (st). Fewer than 4 dims are padded with leading size-1 dims so one
- * loop nest serves every rank. */
-static void perm_geom(int ndim, const int64_t *xshape, const int *perm, int64_t os[4], int64_t st[4]) {
+void imb_permute_geom(int ndim, const int64_t *xshape, const int *perm, int64_t os[4], int64_t st[4]) {
     int64_t xst[IMB_MAX_DIMS], s = 1;
     for (int d = ndim - 1; d >= 0; d--) { xst[d] = s; s *= xshape[d]; }
     for (int i = 0; i < 4; i++) { os[i] = 1; st[i] = 0; }
@@ -28,7 +25,7 @@ static void perm_geom(int ndim, const int64_t *xshape, const int *perm, int64_t 
 
 void imb_permute_fwd_cpu(float *out, const float *x, int ndim, const int64_t *xshape, const int *perm) {
     int64_t os[4], st[4];
-    perm_geom(ndim, xshape, perm, os, st);
+    imb_permute_geom(ndim, xshape, perm, os, st);
 #pragma omp parallel for collapse(2)
     for (int64_t a = 0; a < os[0]; a++)
         for (int64_t b = 0; b < os[1]; b++) {
@@ -43,7 +40,7 @@ void imb_permute_fwd_cpu(float *out, const float *x, int ndim, const int64_t *xs
  * writes into dx never collide. */
 void imb_permute_bwd_cpu(float *dx, const float *dout, int ndim, const int64_t *xshape, const int *perm) {
     int64_t os[4], st[4];
-    perm_geom(ndim, xshape, perm, os, st);
+    imb_permute_geom(ndim, xshape, perm, os, st);
 #pragma omp parallel for collapse(2)
     for (int64_t a = 0; a < os[0]; a++)
         for (int64_t b = 0; b < os[1]; b++) {

@@ -1,23 +1,30 @@
-// Device memory for the CUDA backend: cudaMalloc/cudaMemset/cudaMemcpy with checked errors.
-#include <cuda_runtime.h>
+// Device memory for the CUDA backend: allocation, fill and copies, queued on the backend stream.
+#include "backend.cuh"
 #include <stdio.h>
-#include <stdint.h>
+extern "C" {
+#include "../mem.h"
+}
 
-__global__ static void fill32_kernel(uint32_t *p, uint32_t v, size_t n) {
-    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (i < n) p[i] = v;
+__global__ static void fill32_kernel(uint32_t *p, uint32_t v, int64_t n) {
+    IMB_FOR(i, n) p[i] = v;
 }
 
 extern "C" {
 int imb_cuda_device_count(void) {
     int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess) { cudaGetLastError(); return 0; }
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError();   // "no device" is an answer here, not an error for the next op
+        return 0;
+    }
     return n;
 }
 
 int imb_cuda_alloc(void **p, size_t bytes, char *err, size_t errn) {
+    *p = NULL;
+    if (imb_cuda_init(err, errn)) return -1;   // the first use may be an allocation
     cudaError_t e = cudaMalloc(p, bytes);
     if (e != cudaSuccess) {
+        cudaGetLastError();   // reported through err; the sticky error stays for kernel failures
         if (err) snprintf(err, errn, "cudaMalloc(%zu bytes): %s", bytes, cudaGetErrorString(e));
         *p = NULL;
         return -1;
@@ -25,18 +32,27 @@ int imb_cuda_alloc(void **p, size_t bytes, char *err, size_t errn) {
     return 0;
 }
 
-void imb_cuda_free(void *p) { cudaFree(p); }
+// cudaFree waits for the device, so nothing queued can still be using p.
+void imb_cuda_free(void *p) { IMB_CUDA_CHECK(cudaFree(p)); }
 
-int imb_cuda_zero(void *p, size_t bytes) { return cudaMemset(p, 0, bytes) == cudaSuccess ? 0 : -1; }
+int imb_cuda_zero(void *p, size_t bytes) {
+    return IMB_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, imb_cuda_stream())) ? 0 : -1;
+}
 
 int imb_cuda_fill32(void *p, uint32_t v, size_t n) {
     if (n == 0) return 0;
-    fill32_kernel<<<(unsigned)((n + 255) / 256), 256>>>((uint32_t *)p, v, n);
-    return cudaGetLastError() == cudaSuccess ? 0 : -1;
+    unsigned blocks = imb_blocks((int64_t)n, IMB_THREADS);
+    fill32_kernel<<<blocks, IMB_THREADS, 0, imb_cuda_stream()>>>((uint32_t *)p, v, (int64_t)n);
+    return IMB_CUDA_CHECK(cudaGetLastError()) ? 0 : -1;
 }
 
+// Copies touching host memory wait for the stream: the caller may read or free its buffer
+// as soon as this returns (and the host side is ordinary pageable memory).
 int imb_cuda_copy(void *dst, const void *src, size_t bytes, int kind) {
     cudaMemcpyKind k = kind == 0 ? cudaMemcpyHostToDevice : kind == 1 ? cudaMemcpyDeviceToHost : cudaMemcpyDeviceToDevice;
-    return cudaMemcpy(dst, src, bytes, k) == cudaSuccess ? 0 : -1;
+    cudaStream_t s = imb_cuda_stream();
+    if (!IMB_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, k, s))) return -1;
+    if (kind != 2 && !IMB_CUDA_CHECK(cudaStreamSynchronize(s))) return -1;
+    return 0;
 }
 }

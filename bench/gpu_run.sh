@@ -1,0 +1,36 @@
+#!/bin/bash
+# One device session: build, make check (CUDA parity runs, not skipped), compute-sanitizer
+# on the parity table, the attention benchmark, the timm golden check, a CUDA training run.
+# Usage on the GPU machine (see ../shared/gpu/README.md): bash bench/gpu_run.sh  (logs in $OUT)
+set -u
+OUT=${OUT:-/tmp/imb-gpu}
+mkdir -p "$OUT"
+t0=$(date +%s)
+row() { printf '| %-34s | %s |\n' "$1" "$2" | tee -a "$OUT/summary.md"; }
+: > "$OUT/summary.md"
+if [ -f .gpu-deps/unpack-deps.sh ]; then bash .gpu-deps/unpack-deps.sh .gpu-deps > "$OUT/deps.log" 2>&1; . /opt/imbdeps/env; fi
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$OUT/gpu.txt" 2>&1
+row "gpu" "$(head -1 "$OUT/gpu.txt")"
+{ autoreconf -fi && mkdir -p build && cd build && ../configure && make -j16; } > "$OUT/build.log" 2>&1
+rc=$?; row "build" "rc=$rc ($(grep -m1 'CUDA backend' "$OUT/build.log" | sed 's/^ *//'))"
+[ $rc -eq 0 ] || { tail -40 "$OUT/build.log"; exit 1; }
+make -j8 check > "$OUT/check.log" 2>&1; row "make check" "rc=$? $(grep -E '^# (PASS|FAIL|SKIP|ERROR)' "$OUT/check.log" | tr '\n' ' ')"
+cp tests/*.log "$OUT/" 2>/dev/null
+row "parity table" "$(grep -c '  ok' tests/test_parity.log) ok, $(grep -c 'FAIL' tests/test_parity.log) FAIL"
+timeout 400 compute-sanitizer --tool memcheck --error-exitcode 9 tests/test_parity > "$OUT/memcheck.log" 2>&1
+row "compute-sanitizer memcheck" "rc=$? $(grep -m1 'ERROR SUMMARY' "$OUT/memcheck.log")"
+timeout 400 compute-sanitizer --tool racecheck --error-exitcode 9 tests/test_parity > "$OUT/racecheck.log" 2>&1
+row "compute-sanitizer racecheck" "rc=$? $(grep -m1 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/racecheck.log")"
+if [ -f ../bench/attn_bench.cu ]; then
+  nvcc -O3 -std=c++17 -lineinfo -gencode arch=compute_90,code=sm_90 -I../kernels ../bench/attn_bench.cu \
+      ../kernels/cuda/attention.cu -o attn_bench > "$OUT/attn_build.log" 2>&1 && ./attn_bench > "$OUT/attn_bench.log" 2>&1
+  row "attn_bench" "rc=$? $(grep -iE 'tflop|fail' "$OUT/attn_bench.log" | head -4 | tr '\n' ';')"
+fi
+for dev in cuda cpu; do
+  python3 ../bench/vit_timm.py --bin ./imb_logits --device $dev > "$OUT/timm_$dev.log" 2>&1
+  row "timm vit_small logits ($dev)" "rc=$? $(tail -1 "$OUT/timm_$dev.log")"
+done
+./harness --task mnist --backbone vit-nano --synth --protocol quickstart --device cuda --out "$OUT/runs" > "$OUT/train_cuda.log" 2>&1
+row "quickstart train on cuda" "rc=$? $(grep -A2 '^| task' "$OUT/train_cuda.log" | tail -1)"
+row "wall" "$(( $(date +%s) - t0 )) s"
+echo; cat "$OUT/summary.md"

@@ -1,0 +1,37 @@
+/* Synthetic mini datasets written in the real on-disk layouts (tests and smoke runs). */
+#ifndef IMB_SYNTH_H
+#define IMB_SYNTH_H
+#include <stddef.h>
+#include <stdint.h>
+#include "image.h"
+
+/* Number of distinct drawable classes. Class k draws shape k at a random position, size
+ * and colour over a random background, plus pixel noise:
+ *   0 disc, 1 square, 2 plus, 3 horizontal stripes, 4 vertical stripes, 5 ring,
+ *   6 triangle, 7 diagonal stripes, 8 X, 9 checkerboard, 10 hollow square.
+ * Shape and foreground/background contrast carry the class, colour does not, so a small
+ * model has to learn shapes (and grayscale copies stay learnable). */
+#define IMB_SYNTH_NSHAPES 11
+
+/* Draws image `index` of class `cls` (0..IMB_SYNTH_NSHAPES-1) at h x w x c (c = 1 or 3);
+ * a pure function of (seed, cls, index, h, w, c). */
+int imb_synth_image(int cls, int h, int w, int c, uint64_t seed, uint64_t index, imb_image *out);
+
+/* Writes a mini dataset under root (created if needed; existing files are overwritten):
+ *  "imagenet": train/<wnid>/<wnid>_<i>.{JPEG,png,jpeg} and val/<wnid>/ILSVRC2012_val_<8 digits>.JPEG
+ *     for 6 classes (the first six ImageNet wnids) plus LOC_synset_mapping.txt; images are
+ *     32..47 px a side. In train/n01440764 (when per_class_train >= 3) image 0 is a PNG
+ *     named .JPEG, image 1 a grayscale JPEG and image 2 a CMYK JPEG, like the odd files of
+ *     the real ImageNet.
+ *  "imagenet-csv": the same with a flat val/ and the Kaggle LOC_val_solution.csv at root.
+ *  "imagenet-txt": the same with a flat val/ and a "<file> <label index>" val.txt at root.
+ *  "food101": images/<class>/<id>.jpg, meta/{classes,labels,train,test}.txt, 5 classes,
+ *     per_class_val images per class in test.
+ *  "food11": {training,validation,evaluation}/<cls>_<id>.jpg, 11 classes, 32x32;
+ *     per_class_val images per class in validation and in evaluation.
+ *  "mnist-idx": {train,t10k}-{images-idx3,labels-idx1}-ubyte, 10 classes of 28x28 gray
+ *     shapes in shuffled order.
+ * Deterministic: the same arguments write the same bytes. */
+int imb_synth_write(const char *layout, const char *root, int per_class_train, int per_class_val, uint64_t seed,
+                    char *err, size_t errn);
+#endif

@@ -1,0 +1,8 @@
+/* Layout writers behind imb_synth_write, one file each (internal to data/synth). */
+#ifndef IMB_SYNTH_LAYOUTS_H
+#define IMB_SYNTH_LAYOUTS_H
+#include "synth.h"
+
+int imb_synth_write_mnist_idx(const char *root, int per_class_train, int per_class_val, uint64_t seed, char *err,
+                              size_t errn);
+#endif
