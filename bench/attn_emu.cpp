@@ -1,8 +1,8 @@
 // Runs kernels/cuda/attention.cu on the CPU (bench/emu) against the CPU reference: a GPU-free test.
 //
-// Build and run from the repository root (see bench/README.md):
-//   gcc -std=c11 -O1 -g -fsanitize=address,undefined -c kernels/cpu/attention.c -o /tmp/cpu_attention.o
-//   g++ -std=c++17 -O1 -g -fsanitize=address,undefined -DIMB_CUDA_EMU -Ibench/emu -Ikernels
+// Build and run from the repository root, configured in build/ (see bench/README.md):
+//   gcc -std=c11 -O1 -g -fsanitize=address,undefined -Ibuild -c kernels/cpu/attention.c -o /tmp/cpu_attention.o
+//   g++ -std=c++17 -O1 -g -fsanitize=address,undefined -DIMB_CUDA_EMU -Ibench/emu -Ibuild -Ikernels
 //       bench/attn_emu.cpp /tmp/cpu_attention.o -o /tmp/attn_emu && /tmp/attn_emu
 // Every case runs with each tile set (large, small, tensor cores), and the forward and backward under
 // forward, reverse and random thread orders; it checks out / dq / dk / dv against
