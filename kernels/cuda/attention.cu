@@ -25,6 +25,13 @@
 // Head dims 16, 32, 64, 128 are compiled; any other Dh <= 128 runs the next larger one with the head dim
 // zero-padded in shared memory (exact: the padded terms add 0*0) and scalar global loads. The scalar path
 // is also used when a pointer is not 16-byte aligned.
+//
+// Each of the three big kernels exists in three versions, picked per call by IMB_ATTN_FWD_TILES,
+// IMB_ATTN_DKV_TILES, IMB_ATTN_DQ_TILES (see tiles_env): "large" (default) and "small" register tiles of
+// the SIMT kernels above, and "tc", tensor-core kernels (mma.m16n8k8 tf32 with the 3xTF32 split, fp32
+// accuracy) further down. The tensor-core ones should be the fastest by far on an H100 but were written
+// without a GPU to check them on (only bench/emu's emulation of the PTX fragment layouts): make them the
+// default once bench/attn_bench has passed with them on the GPU.
 #ifndef IMB_HAVE_CUDA
 #define IMB_HAVE_CUDA 1   // this file only builds with CUDA; attention.h declares the _cuda entry points under it
 #endif
