@@ -1,5 +1,6 @@
 /* Command-line parsing: subcommand, --flags, and key=value overrides. */
 #include "cli.h"
+#include "backbone.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,9 @@ void imb_cli_help(FILE *f) {
 "  prepare           decode the dataset once into packed shards under <data>/.imbench/\n"
 "  list              list tasks, backbones with presets and options, and protocol keys\n"
 "  demo              train the embedded two-spirals MLP (no dataset needed)\n"
+"  bench             efficiency of --backbone in the image-classification model on random input:\n"
+"                    latency, inference and train-step throughput, memory, params, GFLOPs\n"
+"                    (--res 224,384,512 --batch 64 --reps 20 --warmup 5 --patch 16 --device D)\n"
 "\n"
 "options:\n"
 "  --task T          task name (harness list shows them)\n"
@@ -36,6 +40,18 @@ void imb_cli_help(FILE *f) {
 "(the same as --backbone B:key=value).\n");
 }
 
+int imb_cli_backbone(const imb_cli *cli, imb_backbone_cfg *cfg, char *err, size_t errn) {
+    if (imb_backbone_parse(cli->backbone, cfg, err, errn)) return -1;
+    for (int i = 0; i < cli->nbackbone; i++) {
+        char kv[256], *eq;
+        snprintf(kv, sizeof kv, "%s", cli->backbone_kv[i]);
+        eq = strchr(kv, '=');
+        *eq = 0;
+        if (imb_backbone_set(cfg, kv, eq + 1, err, errn)) return -1;
+    }
+    return 0;
+}
+
 static int need_value(int argc, char **argv, int *i, const char **dst, char *err, size_t errn) {
     if (*i + 1 >= argc) {
         snprintf(err, errn, "%s needs a value", argv[*i]);
@@ -46,19 +62,25 @@ static int need_value(int argc, char **argv, int *i, const char **dst, char *err
 }
 
 int imb_cli_parse(int argc, char **argv, imb_cli *cli, char *err, size_t errn) {
-    static const char *const cmds[] = { "train", "eval", "prepare", "list", "demo", NULL };
+    static const char *const cmds[] = { "train", "eval", "prepare", "list", "demo", "bench", NULL };
     memset(cli, 0, sizeof *cli);
     cli->cmd = "train";
     cli->device = "cpu";
     cli->precision = "fp32";
     cli->out_dir = "runs";
     cli->seed = -1;
+    cli->bench_res[0] = 224;
+    cli->bench_nres = 1;
+    cli->bench_batch = 64;
+    cli->bench_reps = 20;
+    cli->bench_warmup = 5;
+    cli->bench_patch = 16;
     int i = 1;
     if (argc > 1 && argv[1][0] != '-' && !strchr(argv[1], '=')) {
         for (int k = 0; cmds[k]; k++)
             if (!strcmp(argv[1], cmds[k])) cli->cmd = cmds[k];
         if (strcmp(cli->cmd, argv[1])) {
-            snprintf(err, errn, "unknown command '%s'; valid: train eval prepare list demo", argv[1]);
+            snprintf(err, errn, "unknown command '%s'; valid: train eval prepare list demo bench", argv[1]);
             return -1;
         }
         i = 2;
@@ -79,6 +101,32 @@ int imb_cli_parse(int argc, char **argv, imb_cli *cli, char *err, size_t errn) {
             char *end;
             cli->stop_after = strtoll(v, &end, 10);
             if (!*v || *end || cli->stop_after < 1) { snprintf(err, errn, "--stop-after %s: expected a step count >= 1", v); return -1; }
+        }
+        else if (!strcmp(a, "--res")) {
+            if (need_value(argc, argv, &i, &v, err, errn)) return -1;
+            cli->bench_nres = 0;
+            for (const char *p = v; *p;) {
+                char *end;
+                long r = strtol(p, &end, 10);
+                if (end == p || r < 1 || r > 8192 || cli->bench_nres == 8 || (*end && *end != ',')) {
+                    snprintf(err, errn, "--res %s: expected up to 8 comma-separated sizes, e.g. 224,384,512", v);
+                    return -1;
+                }
+                cli->bench_res[cli->bench_nres++] = (int)r;
+                p = *end ? end + 1 : end;
+            }
+        }
+        else if (!strcmp(a, "--batch") || !strcmp(a, "--reps") || !strcmp(a, "--warmup") || !strcmp(a, "--patch")) {
+            if (need_value(argc, argv, &i, &v, err, errn)) return -1;
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (!*v || *end || n < (a[2] == 'w' ? 0 : 1) || n > 100000) {
+                snprintf(err, errn, "%s %s: expected a positive integer", a, v);
+                return -1;
+            }
+            int *dst = a[2] == 'b' ? &cli->bench_batch : a[2] == 'r' ? &cli->bench_reps
+                     : a[2] == 'w' ? &cli->bench_warmup : &cli->bench_patch;
+            *dst = (int)n;
         }
         else if (!strcmp(a, "--seed") || !strcmp(a, "--threads")) {
             if (need_value(argc, argv, &i, &v, err, errn)) return -1;

@@ -13,9 +13,14 @@ typedef struct imb_cli {
     long long seed;           /* -1: the protocol's */
     int nproto, nbackbone;    /* "section.key=value" protocol overrides; "key=value" backbone options */
     const char *proto_kv[IMB_CLI_MAX_KV], *backbone_kv[IMB_CLI_MAX_KV];
+    /* bench */
+    int bench_res[8], bench_nres, bench_batch, bench_reps, bench_warmup, bench_patch;
 } imb_cli;
 
 /* 0 ok, 1 help printed, -1 error (message in err) */
 int imb_cli_parse(int argc, char **argv, imb_cli *cli, char *err, size_t errn);
 void imb_cli_help(FILE *f);
+/* The backbone config of --backbone with the key=value backbone options applied. */
+struct imb_backbone_cfg;
+int imb_cli_backbone(const imb_cli *cli, struct imb_backbone_cfg *cfg, char *err, size_t errn);
 #endif

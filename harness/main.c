@@ -1,5 +1,6 @@
 /* harness: the imbench command line (train, eval, prepare, list, demo). */
 #include "backbone.h"
+#include "bench.h"
 #include "cli.h"
 #include "demo.h"
 #include "prepare.h"
@@ -71,6 +72,10 @@ int main(int argc, char **argv) {
     if (rc) return fail(err);
     if (!strcmp(cli.cmd, "list")) return cmd_list();
     if (!strcmp(cli.cmd, "demo")) return cmd_demo();
+    if (!strcmp(cli.cmd, "bench")) {
+        if (!cli.backbone) return fail("bench needs --backbone (harness list shows them)");
+        return imb_bench_run(&cli, stdout, err, sizeof err) ? fail(err) : 0;
+    }
     if (!cli.task) return fail("--task is required (harness list shows the tasks)");
     const imb_task_def *task = imb_task_find(cli.task);
     if (!task) { imb_task_unknown(cli.task, err, sizeof err); return fail(err); }

@@ -95,14 +95,7 @@ static void transform_opts(const imb_protocol *p, int train, imb_transform_opts 
 
 static int setup(run *r, char *err, size_t errn) {
     const imb_protocol *p = r->p;
-    if (imb_backbone_parse(r->cli->backbone, &r->bcfg, err, errn)) return -1;
-    for (int i = 0; i < r->cli->nbackbone; i++) {
-        char kv[256], *eq;
-        snprintf(kv, sizeof kv, "%s", r->cli->backbone_kv[i]);
-        eq = strchr(kv, '=');
-        *eq = 0;
-        if (imb_backbone_set(&r->bcfg, kv, eq + 1, err, errn)) return -1;
-    }
+    if (imb_cli_backbone(r->cli, &r->bcfg, err, errn)) return -1;
     if (resolve_data(r, err, errn)) return -1;
     const char *trs = p->data.train_split[0] ? p->data.train_split : r->task->train_split;
     const char *vas = p->data.val_split[0] ? p->data.val_split : r->task->val_split;

@@ -34,6 +34,10 @@ expect 1 "$out/missing" --task mnist --backbone vit-nano --data "$out/missing"
 expect 1 "--device gpu: valid: cpu cuda" --device gpu
 mkdir -p "$out/empty/train" "$out/empty/val"
 expect 1 "$out/empty" --task imagenet --backbone vit-nano --data "$out/empty"
+expect 0 "| vit-nano | 28 | 4 |" bench --backbone vit-nano:dim=16,depth=1,heads=2 --res 28 --batch 4 --reps 2 --warmup 0 --patch 7
+expect 1 "bench needs --backbone" bench
+expect 1 "--res 2x: expected" bench --backbone vit-nano --res 2x
+expect 1 "size a multiple of patch" bench --backbone vit-nano --res 30 --patch 7 --batch 2 --reps 1
 # an off-protocol override is recorded in the run record
 expect 0 "val top-1" --task mnist --backbone vit-nano:dim=16,depth=1,heads=2 --synth --protocol synth --out "$out" train.lr=2e-3
 grep -q '"off_protocol":true' "$out/runs.jsonl" && grep -q '"train.lr=0.002"' "$out/runs.jsonl" \
