@@ -277,9 +277,9 @@ int imb_run_imagecls(const imb_cli *cli, const imb_task_def *task, imb_protocol 
 
     if (!strcmp(cli->cmd, "eval") || cli->resume) {
         imb_ckpt_meta m;
-        if (imb_ckpt_load(r.ctx, r.ckpt, &m, cli->resume, err, errn)) goto out;
+        if (imb_ckpt_load(r.ctx, r.ckpt, &m, 1, err, errn)) goto out;
+        step = m.step;
         if (cli->resume) {
-            step = m.step;
             opt.t = m.adamw_t;
             if (imb_loader_seek(r.train, m.loader_epoch, m.loader_batch)) {
                 snprintf(err, errn, "%s: loader position: %s", r.ckpt, imb_loader_error(r.train));
