@@ -277,7 +277,8 @@ int imb_run_imagecls(const imb_cli *cli, const imb_task_def *task, imb_protocol 
 
     if (!strcmp(cli->cmd, "eval") || cli->resume) {
         imb_ckpt_meta m;
-        if (imb_ckpt_load(r.ctx, r.ckpt, &m, 1, err, errn)) goto out;
+        /* eval loads weights only (a safetensors file from PyTorch works too); resume needs all */
+        if (imb_ckpt_load(r.ctx, r.ckpt, &m, cli->resume, err, errn)) goto out;
         step = m.step;
         if (cli->resume) {
             opt.t = m.adamw_t;
