@@ -49,6 +49,7 @@ extern const op_case optest_core[];
 extern const op_case optest_nn[];
 extern const op_case optest_model[];
 extern const op_case optest_shape[];
+extern const op_case optest_scan[];
 
 int optest_count(void);
 const op_case *optest_case(int i);
