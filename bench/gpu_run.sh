@@ -16,7 +16,7 @@ rc=$?; row "build" "rc=$rc ($(grep -m1 'CUDA backend' "$OUT/build.log" | sed 's/
 [ $rc -eq 0 ] || { tail -40 "$OUT/build.log"; exit 1; }
 make -j8 check > "$OUT/check.log" 2>&1; row "make check" "rc=$? $(grep -E '^# (PASS|FAIL|SKIP|ERROR)' "$OUT/check.log" | tr '\n' ' ')"
 cp tests/*.log "$OUT/" 2>/dev/null
-row "parity table" "$(grep -c '  ok' tests/test_parity.log) ok, $(grep -c 'FAIL' tests/test_parity.log) FAIL"
+row "parity table" "$(grep -c '  ok' tests/test_parity.log) ok, $(grep -c '  missing' tests/test_parity.log) missing, $(grep -c 'FAIL' tests/test_parity.log) FAIL"
 IMB_CUDA_SYNC=1 timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 tests/test_parity > "$OUT/memcheck.log" 2>&1
 row "compute-sanitizer memcheck" "rc=$? $(grep -m1 'ERROR SUMMARY' "$OUT/memcheck.log")"
 timeout 200 compute-sanitizer --tool racecheck --error-exitcode 9 tests/test_cuda_smoke > "$OUT/racecheck.log" 2>&1
