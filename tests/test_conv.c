@@ -4,7 +4,7 @@
 #include "matmul.h"
 #include "rng.h"
 #include "shape.h"
-#include <check.h>
+#include "checkrun.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -341,8 +341,5 @@ int main(void) {
     tcase_add_test(tc, conv_backward_accumulates_deterministically);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return imb_check_run(sr);
 }

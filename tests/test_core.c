@@ -7,7 +7,7 @@
 #include "mem.h"
 #include "optim.h"
 #include "rng.h"
-#include <check.h>
+#include "checkrun.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,8 +231,5 @@ int main(void) {
     tcase_add_test(tc, cross_entropy_value);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return imb_check_run(sr);
 }

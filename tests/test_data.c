@@ -3,7 +3,7 @@
 #include "datatest.h"
 #include "dataset.h"
 #include "synth.h"
-#include <check.h>
+#include "checkrun.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -488,8 +488,5 @@ static Suite *reader_suite(void) {
 int main(void) {
     SRunner *sr = srunner_create(image_suite());
     srunner_add_suite(sr, reader_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return imb_check_run(sr);
 }

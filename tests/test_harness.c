@@ -5,7 +5,7 @@
 #include "progress.h"
 #include "protocol.h"
 #include "record.h"
-#include <check.h>
+#include "checkrun.h"
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -885,8 +885,5 @@ int main(void) {
     tcase_add_test(tg, progress_tty_bar);
     suite_add_tcase(s, tg);
     SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return imb_check_run(sr);
 }

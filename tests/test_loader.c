@@ -3,7 +3,7 @@
 #include "resample.h"
 #include "shard.h"
 #include "transform.h"
-#include <check.h>
+#include "checkrun.h"
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -772,8 +772,5 @@ int main(void) {
     tcase_add_test(tc, loader_free_mid_epoch);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return imb_check_run(sr);
 }

@@ -1,7 +1,7 @@
 /* Op table: finite-difference gradient check of every op on CPU, and CUDA/CPU parity on a
  * GPU machine (skipped elsewhere). Prints one line per op so the log shows the table. */
 #include "optest.h"
-#include <check.h>
+#include "checkrun.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +27,5 @@ int main(int argc, char **argv) {
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return imb_check_run(sr);
 }

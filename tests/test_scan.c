@@ -3,7 +3,7 @@
 #include "ctx.h"
 #include "rng.h"
 #include "scan.h"
-#include <check.h>
+#include "checkrun.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,8 +242,5 @@ int main(void) {
     tcase_add_test(tc, bad_shapes_are_errors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return imb_check_run(sr);
 }

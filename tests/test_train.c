@@ -1,6 +1,6 @@
 /* End to end through the tape: the demo MLP must learn two spirals to >= 99%. */
 #include "demo.h"
-#include <check.h>
+#include "checkrun.h"
 #include <stdlib.h>
 
 START_TEST(mlp_learns_spirals) {
@@ -20,8 +20,5 @@ int main(void) {
     tcase_add_test(tc, mlp_learns_spirals);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return imb_check_run(sr);
 }
