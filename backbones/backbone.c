@@ -180,6 +180,7 @@ imb_backbone *imb_backbone_create(imb_ctx *ctx, const imb_backbone_cfg *cfg) {
             b->fc2_b = param(ctx, pre, "mlp.fc2.bias", 1, IMB_SHAPE(C), IMB_INIT_ZEROS, 0, 0);
         }
     }
+    if (m->create_extra) bb->extra = m->create_extra(ctx, cfg);
     int CL = cfg->dims[cfg->nstages - 1];
     bb->norm_w = param(ctx, "", "norm.weight", 1, IMB_SHAPE(CL), IMB_INIT_ONES, 0, 0);
     bb->norm_b = param(ctx, "", "norm.bias", 1, IMB_SHAPE(CL), IMB_INIT_ZEROS, 0, 0);
@@ -193,7 +194,27 @@ void imb_backbone_free(imb_backbone *bb) {
     for (int s = 0; s < bb->cfg.nstages; s++) nblocks += bb->cfg.depths[s];
     for (int i = 0; i < nblocks; i++) free(bb->blocks[i].mixer);
     free(bb->blocks);
+    free(bb->extra);
     free(bb);
+}
+
+imb_tensor *imb_backbone_aux_loss(imb_ctx *ctx, imb_backbone *bb, imb_tensor *labels, imb_aux_terms *terms) {
+    imb_aux_terms local;
+    if (!terms) terms = &local;
+    terms->n = 0;
+    if (!imb_ok(ctx) || !bb || !bb->mixer->aux_loss) return NULL;
+    return bb->mixer->aux_loss(ctx, bb, labels, terms);
+}
+
+void imb_backbone_isotropic(imb_backbone_cfg *cfg) {
+    if (cfg->nstages <= 1) return;
+    int mid = cfg->nstages / 2, depth = 0;
+    for (int s = 0; s < cfg->nstages; s++) depth += cfg->depths[s];
+    cfg->dims[0] = cfg->dims[mid];
+    cfg->heads[0] = cfg->heads[mid];
+    cfg->depths[0] = depth;
+    for (int s = 1; s < IMB_MAX_STAGES; s++) cfg->dims[s] = cfg->depths[s] = cfg->heads[s] = 0;
+    cfg->nstages = 1;
 }
 
 static imb_tensor *block_forward(imb_ctx *ctx, const imb_backbone *bb, const imb_block *b, imb_tensor *x,

@@ -15,6 +15,7 @@ imb_imagecls *imb_imagecls_create(imb_ctx *ctx, const imb_backbone_cfg *cfg_in, 
     if (!m) { imb_fail(ctx, "imagecls: out of host memory"); return NULL; }
     imb_backbone_cfg cfg = *cfg_in;
     cfg.pos_h = cfg.pos_w = size / patch;
+    cfg.nclasses = nclasses;
     int C = cfg.dims[0], CL = cfg.dims[cfg.nstages - 1];
     m->channels = channels; m->size = size; m->patch = patch; m->nclasses = nclasses;
     m->patch_w = imb_param_new(ctx, "patch_embed.proj.weight", 4, IMB_SHAPE(C, channels, patch, patch),
