@@ -50,6 +50,9 @@ extern const op_case optest_nn[];
 extern const op_case optest_model[];
 extern const op_case optest_shape[];
 extern const op_case optest_scan[];
+/* Cases too big for the finite-difference check: in the table for CUDA/CPU parity, skipped by grad mode. */
+extern const op_case optest_scan_parity[];
+int optest_parity_only(const op_case *c);
 
 int optest_count(void);
 const op_case *optest_case(int i);

@@ -325,7 +325,10 @@ Plan make_plan(const imb_scan_geom *g, int has_z) {
     const int maxr = kMaxThreads / (32 * p.nw);
     // forward: as many channels per block as the threads allow (B, C are read once per block), fewer
     // while shared memory is short, then fewer states staged per round
-    p.nbf = g->N < 16 ? (int)g->N : 16;
+    // states staged per round: up to 16, within ~48 KB of staged B and C (2 * nb * T floats)
+    const int64_t nbcap = (48 << 10) / (int64_t)(8 * p.T) < 1 ? 1 : (48 << 10) / (int64_t)(8 * p.T);
+    p.nbf = (int)(g->N < 16 ? g->N : 16);
+    if (p.nbf > nbcap) p.nbf = (int)nbcap;
     p.rf = cfg_int("rf", maxr);
     p.rf = p.rf < 1 ? 1 : p.rf > maxr ? maxr : p.rf;
     while ((p.smem_f = fwd_smem_bytes(a, p)) > (size_t)dv.smem && (p.rf > 1 || p.nbf > 1)) {
@@ -333,7 +336,8 @@ Plan make_plan(const imb_scan_geom *g, int has_z) {
         else p.nbf = (p.nbf + 1) / 2;
     }
     // backward: the dB/dC accumulators leave shared memory before the channel count drops
-    p.nbb = g->N < 8 ? (int)g->N : 8;
+    p.nbb = (int)(g->N < 8 ? g->N : 8);
+    if (p.nbb > (nbcap + 1) / 2) p.nbb = (int)((nbcap + 1) / 2);
     p.rb = cfg_int("rb", maxr);
     p.rb = p.rb < 1 ? 1 : p.rb > maxr ? maxr : p.rb;
     p.acc_smem = !(cfg_val("acc") && !strncmp(cfg_val("acc"), "global", 6));
