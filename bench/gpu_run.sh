@@ -1,8 +1,12 @@
 #!/bin/bash
 # One device session: build, make check (CUDA parity runs, not skipped), compute-sanitizer
-# on the parity table, the attention benchmark, the timm golden check, a CUDA training run.
-# Usage on the GPU machine (see ../shared/gpu/README.md): bash bench/gpu_run.sh  (logs in $OUT)
+# on the parity table, the attention benchmark, the selective-scan checks and benchmark, the timm
+# golden check, a CUDA training run.
+# Usage on the GPU machine (see ../shared/gpu/README.md): bash bench/gpu_run.sh [all|scan]  (logs in $OUT)
+#   scan: only the build and the selective scan (its parity cases, sanitizers, the float64 reference
+#         check and the timing table), a few minutes: the whole run may not fit one 10-minute command
 set -u
+MODE=${1:-all}
 OUT=${OUT:-/tmp/imb-gpu}
 mkdir -p "$OUT"
 t0=$(date +%s)
@@ -14,6 +18,7 @@ row "gpu" "$(head -1 "$OUT/gpu.txt")"
 { autoreconf -fi && mkdir -p build && cd build && ../configure && make -j16; } > "$OUT/build.log" 2>&1
 rc=$?; row "build" "rc=$rc ($(grep -m1 'CUDA backend' "$OUT/build.log" | sed 's/^ *//'))"
 [ $rc -eq 0 ] || { tail -40 "$OUT/build.log"; exit 1; }
+if [ "$MODE" = all ]; then
 make -j8 check > "$OUT/check.log" 2>&1; row "make check" "rc=$? $(grep -E '^# (PASS|FAIL|SKIP|ERROR)' "$OUT/check.log" | tr '\n' ' ')"
 cp tests/*.log "$OUT/" 2>/dev/null
 row "parity table" "$(grep -c '  ok' tests/test_parity.log) ok, $(grep -c '  missing' tests/test_parity.log) missing, $(grep -c 'FAIL' tests/test_parity.log) FAIL"
@@ -21,6 +26,32 @@ IMB_CUDA_SYNC=1 timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9
 row "compute-sanitizer memcheck" "rc=$? $(grep -m1 'ERROR SUMMARY' "$OUT/memcheck.log")"
 timeout 200 compute-sanitizer --tool racecheck --error-exitcode 9 tests/test_cuda_smoke > "$OUT/racecheck.log" 2>&1
 row "compute-sanitizer racecheck (smoke)" "rc=$? $(grep -m1 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/racecheck.log")"
+else
+make -j16 -C tests test_parity > "$OUT/check.log" 2>&1
+timeout 300 tests/test_parity scan > "$OUT/test_parity.log" 2>&1
+row "parity, scan cases (every plan)" "rc=$? $(grep -c '  ok' "$OUT/test_parity.log") ok, $(grep -c 'FAIL' "$OUT/test_parity.log") FAIL"
+fi
+# selective scan: sanitizers on its op-table cases under every plan pass of test_parity, fast vs simple
+# kernels and determinism (scan_bench check), the float64 PyTorch reference (scan_ref.py), timings
+IMB_CUDA_SYNC=1 timeout 400 compute-sanitizer --tool memcheck --error-exitcode 9 tests/test_parity scan > "$OUT/scan_memcheck.log" 2>&1
+row "scan memcheck (parity scan cases)" "rc=$? $(grep -m1 'ERROR SUMMARY' "$OUT/scan_memcheck.log")"
+timeout 500 compute-sanitizer --tool racecheck --error-exitcode 9 tests/test_parity scan > "$OUT/scan_racecheck.log" 2>&1
+row "scan racecheck (parity scan cases)" "rc=$? $(grep -m1 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/scan_racecheck.log")"
+if [ -x scan_bench ]; then
+  timeout 300 ./scan_bench check scan_check > "$OUT/scan_check.log" 2>&1
+  row "scan_bench check (fast = simple, determinism)" "rc=$? $(grep '^check:' "$OUT/scan_check.log")"
+  timeout 400 python3 ../bench/scan_ref.py scan_check > "$OUT/scan_ref.log" 2>&1
+  row "scan vs float64 PyTorch reference" "rc=$? $(tail -1 "$OUT/scan_ref.log")"
+  timeout 300 ./scan_bench time > "$OUT/scan_time.log" 2>&1
+  row "scan_bench time" "rc=$? (table below; plans in scan_time.log)"
+  timeout 300 ./scan_bench sweep > "$OUT/scan_sweep.log" 2>&1
+  row "scan_bench sweep (other plans)" "rc=$? (scan_sweep.log)"
+fi
+if [ "$MODE" != all ]; then
+  row "wall" "$(( $(date +%s) - t0 )) s"
+  echo; cat "$OUT/summary.md"; echo; grep -v '^time ' "$OUT/scan_time.log" 2>/dev/null
+  exit 0
+fi
 if [ -f ../bench/attn_bench.cu ]; then
   nvcc -O3 -std=c++17 -lineinfo -gencode arch=compute_90,code=sm_90 -I. -I../kernels ../bench/attn_bench.cu \
       ../kernels/cuda/attention.cu -o attn_bench > "$OUT/attn_build.log" 2>&1 && ./attn_bench > "$OUT/attn_bench.log" 2>&1
@@ -33,4 +64,4 @@ done
 ./harness --task mnist --backbone vit-nano --synth --protocol quickstart --device cuda --out "$OUT/runs" > "$OUT/train_cuda.log" 2>&1
 row "quickstart train on cuda" "rc=$? $(grep -A2 '^| task' "$OUT/train_cuda.log" | tail -1)"
 row "wall" "$(( $(date +%s) - t0 )) s"
-echo; cat "$OUT/summary.md"
+echo; cat "$OUT/summary.md"; echo; grep -v '^time ' "$OUT/scan_time.log" 2>/dev/null

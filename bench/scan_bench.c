@@ -7,7 +7,9 @@
  *   scan_bench time        times forward and backward at the benchmark shapes (CUDA events, 5 warm-up
  *                          runs, median of 25) next to the device-to-device copy bandwidth of this run
  *                          and an instruction estimate, and prints a table
- *   scan_bench             both, into ./scan_check
+ *   scan_bench sweep       times the benchmark shapes again under other plans (IMB_SCAN_CFG: channels
+ *                          per block, warps per channel, items, global dB/dC accumulators), for tuning
+ *   scan_bench             check and time, into ./scan_check
  * Exit status 0 unless a CUDA call fails or fast and simple disagree beyond 1e-5. */
 #include "config.h"
 #include "rng.h"
@@ -76,6 +78,8 @@ static float *dev_alloc(size_t n) {
     return p;
 }
 
+static void alloc_ws(run *r);
+
 static void setup(run *r, const cfg *c) {
     memset(r, 0, sizeof *r);
     r->c = *c;
@@ -96,6 +100,7 @@ static void setup(run *r, const cfg *c) {
     }
     for (int i = 0; i < NIN; i++) {
         if (!nin[i]) continue;
+#pragma omp parallel for   /* hundreds of millions of draws at the timing shapes */
         for (size_t j = 0; j < nin[i]; j++) {
             const float x = imb_rng_normal(2024, (uint64_t)i, (uint64_t)j);
             switch (i) {
@@ -114,6 +119,14 @@ static void setup(run *r, const cfg *c) {
     }
     free(h);
     for (int i = 0; i < NOUT; i++) r->out[i] = dev_alloc(nout[i]);
+    alloc_ws(r);
+}
+
+/* workspaces for the plan the environment selects now */
+static void alloc_ws(run *r) {
+    const cfg *c = &r->c;
+    cudaFree(r->fws);
+    cudaFree(r->bws);
     r->nfws = imb_scan_fwd_ws_cuda(&r->g);
     /* the backward's scratch for whichever kernel runs (check mode runs both) */
     const char *kern = getenv("IMB_SCAN_KERNEL");
@@ -345,6 +358,33 @@ static void time_all(cudaStream_t st) {
     }
 }
 
+/* plans tried by sweep mode (those a shape cannot use are clamped by the planner) */
+static const char *const sweep_cfgs[] = {
+    "", "acc=global", "rf=4,rb=4", "rf=2,rb=2", "rb=4,acc=global", "nw=2", "nw=4", "nw=8", "items=4", "items=8",
+    "nw=4,rf=2,rb=2", "nw=2,rf=4,rb=4", "nw=8,items=8",
+};
+
+static void sweep(cudaStream_t st) {
+    printf("| shape | IMB_SCAN_CFG | fwd ms | bwd ms | plan |\n|---|---|---|---|---|\n");
+    for (size_t i = 0; i < sizeof timing / sizeof *timing; i++) {
+        const cfg *c = &timing[i];
+        run r;
+        setup(&r, c);
+        for (size_t k = 0; k < sizeof sweep_cfgs / sizeof *sweep_cfgs; k++) {
+            setenv("IMB_SCAN_CFG", sweep_cfgs[k], 1);
+            alloc_ws(&r);
+            char plan[768];
+            imb_scan_cuda_plan(&r.g, c->z, plan, sizeof plan);
+            const float tf = time_ms(0, &r, NULL, NULL, 0, st), tb = time_ms(1, &r, NULL, NULL, 0, st);
+            printf("| %s | %s | %.3f | %.3f | %s |\n", c->name, sweep_cfgs[k][0] ? sweep_cfgs[k] : "(default)", tf, tb,
+                   plan);
+            fflush(stdout);
+        }
+        teardown(&r);
+    }
+    unsetenv("IMB_SCAN_CFG");
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "all", *root = argc > 2 ? argv[2] : "scan_check";
     int n = 0;
@@ -367,6 +407,7 @@ int main(int argc, char **argv) {
                bad, sizeof checks / sizeof *checks);
     }
     if (!strcmp(mode, "time") || !strcmp(mode, "all")) time_all(st);
+    if (!strcmp(mode, "sweep")) sweep(st);
     cudaStreamDestroy(st);
     return bad ? 1 : 0;
 }

@@ -317,8 +317,7 @@ Plan make_plan(const imb_scan_geom *g, int has_z) {
     p.T = (int64_t)p.nw * 32 * p.items;
     p.nc = (L + p.T - 1) / p.T;
     const char *kern = getenv("IMB_SCAN_KERNEL");
-    p.fast = !(kern && !strcmp(kern, "simple")) && !geom_error(g);
-    if (!p.fast) return p;
+    if ((kern && !strcmp(kern, "simple")) || geom_error(g)) return p;
     const Device dv = device_props();
     Args a = geom_args(g);
     a.z = has_z ? (const float *)&p : nullptr;   // only its presence matters to the layout
@@ -347,20 +346,22 @@ Plan make_plan(const imb_scan_geom *g, int has_z) {
         else if (p.nbb > 1) p.nbb = (p.nbb + 1) / 2;
         else break;
     }
-    if (p.smem_f > (size_t)dv.smem || p.smem_b > (size_t)dv.smem) {
-        p.fast = 0;   // a row of the sequence does not fit in shared memory: the simple kernels
-        return p;
-    }
-    // backward tiles: the fewest that keep the GPU's block slots busy (one block per SM assumed when
-    // the block takes more than half the shared memory)
+    // a row of the sequence that does not fit in shared memory: the simple kernels for that pass
+    p.fast_f = p.smem_f <= (size_t)dv.smem;
+    p.fast_b = p.smem_b <= (size_t)dv.smem;
+    if (!p.fast_b) return p;
+    // backward tiles per (batch, group): each tile costs a partial dB/dC buffer, so the fewest whose
+    // time (waves of blocks x channel batches per block) is within 10% of the best
     const int64_t groups = g->Bt * g->G, batches = (a.cpg + p.rb - 1) / p.rb;
     const int64_t slots = (int64_t)dv.sms * (p.smem_b * 2 > (size_t)dv.smem ? 1 : 2);
-    int64_t tbest = 1, cost = -1;
+    int64_t best_cost = -1;
     for (int64_t t = 1; t <= batches; t++) {
-        const int64_t per = (batches + t - 1) / t, c = (groups * t + slots - 1) / slots * per;
-        if (cost < 0 || c < cost) cost = c, tbest = t;
+        const int64_t c = (groups * t + slots - 1) / slots * ((batches + t - 1) / t);
+        if (best_cost < 0 || c < best_cost) best_cost = c;
     }
-    p.tiles = cfg_int("tiles", (int)tbest);
+    int64_t tb = 1;
+    while (tb < batches && (groups * tb + slots - 1) / slots * ((batches + tb - 1) / tb) * 10 > best_cost * 11) tb++;
+    p.tiles = cfg_int("tiles", (int)tb);
     if (p.tiles < 1) p.tiles = 1;
     if (p.tiles > batches) p.tiles = batches;
     p.rc = (batches + p.tiles - 1) / p.tiles * p.rb;
@@ -394,23 +395,28 @@ size_t imb_scan_fwd_ws_cuda(const imb_scan_geom *g) {
 
 size_t imb_scan_bwd_ws_cuda(const imb_scan_geom *g, int has_z) {
     const Plan p = make_plan(g, has_z);
-    if (!p.fast) return (size_t)(g->Bt * g->Dm * simple_stride(g->N, g->L, g->K));
+    if (!p.fast_b) return (size_t)(g->Bt * g->Dm * simple_stride(g->N, g->L, g->K));
     return (size_t)(g->Bt * g->G * p.tiles * g->K * 2 * g->N * p.Lp + g->Bt * g->K * g->Dm * (g->N + 2));
 }
 
 const char *imb_scan_cuda_plan(const imb_scan_geom *g, int has_z, char *buf, size_t n) {
     const Plan p = make_plan(g, has_z);
-    if (!p.fast) {
-        const char *e = geom_error(g);
-        snprintf(buf, n, "simple (%s), chunk %lld", e ? e : "IMB_SCAN_KERNEL=simple or rows too long for shared memory",
-                 (long long)p.T);
-    } else
-        snprintf(buf, n,
-                 "fast: chunk %lld (%d warps x %d items) x %lld; forward %d channels/block, %d states/round, "
-                 "%zu B shared; backward %d channels/batch, %d states/round, %lld tiles of %lld channels, dB/dC "
-                 "in %s memory, %zu B shared",
-                 (long long)p.T, p.nw, p.items, (long long)p.nc, p.rf, p.nbf, p.smem_f, p.rb, p.nbb,
-                 (long long)p.tiles, (long long)p.rc, p.acc_smem ? "shared" : "global", p.smem_b);
+    const char *e = geom_error(g), *k = getenv("IMB_SCAN_KERNEL");
+    const char *why = e ? e : k && !strcmp(k, "simple") ? "IMB_SCAN_KERNEL=simple" : "rows too long for shared memory";
+    char f[256], b[320];
+    if (p.fast_f)
+        snprintf(f, sizeof f, "forward fast, %d channels/block, %d states/round, %zu B shared", p.rf, p.nbf, p.smem_f);
+    else
+        snprintf(f, sizeof f, "forward simple (%s)", why);
+    if (p.fast_b)
+        snprintf(b, sizeof b,
+                 "backward fast, %d channels/batch, %d states/round, %lld tiles of %lld channels, dB/dC in %s "
+                 "memory, %zu B shared",
+                 p.rb, p.nbb, (long long)p.tiles, (long long)p.rc, p.acc_smem ? "shared" : "global", p.smem_b);
+    else
+        snprintf(b, sizeof b, "backward simple (%s)", why);
+    snprintf(buf, n, "chunk %lld (%d warps x %d items) x %lld; %s; %s", (long long)p.T, p.nw, p.items, (long long)p.nc,
+             f, b);
     return buf;
 }
 
@@ -427,7 +433,7 @@ int imb_selective_scan_fwd_cuda(void *stream, const imb_scan_geom *g, float *y, 
     a.states = save_states && p.nc > 1 ? ws : nullptr;
     a.hws = ws + states_floats(g, p);
     const cudaStream_t st = (cudaStream_t)stream;
-    if (p.fast) {
+    if (p.fast_f) {
         const char *e = launch_fwd_fast(a, p, st);
         return e ? fail("%s", e) : 0;
     }
@@ -449,7 +455,7 @@ int imb_selective_scan_bwd_cuda(void *stream, const imb_scan_geom *g, float *du,
     a.nb = p.nbb;
     a.states = p.nc > 1 ? (float *)fws : nullptr;
     const cudaStream_t st = (cudaStream_t)stream;
-    if (!p.fast) {
+    if (!p.fast_b) {
         a.sws = ws;
         if (launch_flat(scan_bwd_simple, g->Bt * g->Dm, st, a, "selective scan backward (simple)")) return -1;
         if ((dA || dD || dbias) && launch_flat(simple_reduce_params, g->K * g->Dm, st, a, "selective scan backward (dA)"))

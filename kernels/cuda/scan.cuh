@@ -46,7 +46,7 @@ struct Args {
 
 // Launch plan, chosen on the host from the shapes, the device and IMB_SCAN_KERNEL / IMB_SCAN_CFG.
 struct Plan {
-    int fast;                 // 0: the simple kernels
+    int fast_f, fast_b;       // 0: the simple kernels for the forward / the backward
     int items, nw;            // items per thread, warps per channel
     int nbf, nbb;             // states staged per round, forward and backward
     int64_t T, nc, Lp;
