@@ -3,10 +3,8 @@
 #include "bench.h"
 #include "cli.h"
 #include "demo.h"
-#include "prepare.h"
 #include "protocol.h"
 #include "registry.h"
-#include "train.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,23 +80,14 @@ int main(int argc, char **argv) {
     imb_protocol *p = open_protocol(&cli, task, err, sizeof err);
     if (!p) return fail(err);
     if (!strcmp(cli.cmd, "prepare")) {
-        if (!cli.data) { imb_protocol_free(p); return fail("prepare needs --data DIR"); }
-        const char *splits[2] = { p->data.train_split[0] ? p->data.train_split : task->train_split,
-                                  p->data.val_split[0] ? p->data.val_split : task->val_split };
-        for (int i = 0; i < 2; i++) {
-            imb_shard s;
-            if (imb_prepare_split(task, cli.data, splits[i], (int)p->data.store_size, &s, stdout, err, sizeof err)) {
-                imb_protocol_free(p);
-                return fail(err);
-            }
-            printf("%s %s: %d samples, %d classes in %s\n", task->name, splits[i], s.n, s.nclasses, s.path);
-            imb_shard_close(&s);
-        }
-        imb_protocol_free(p);
-        return 0;
+        rc = cli.data ? task->prepare(task, cli.data, p, stdout, err, sizeof err) : -1;
+        if (!cli.data) snprintf(err, sizeof err, "prepare needs --data DIR");
+    } else if (!cli.backbone) {
+        rc = -1;
+        snprintf(err, sizeof err, "--backbone is required (harness list shows them)");
+    } else {
+        rc = task->run(&cli, task, p, err, sizeof err);
     }
-    if (!cli.backbone) { imb_protocol_free(p); return fail("--backbone is required (harness list shows them)"); }
-    rc = imb_run_imagecls(&cli, task, p, err, sizeof err);
     imb_protocol_free(p);
     return rc ? fail(err) : 0;
 }

@@ -39,7 +39,7 @@ expect 1 "bench needs --backbone" bench
 expect 1 "--res 2x: expected" bench --backbone vit-nano --res 2x
 expect 1 "size a multiple of patch" bench --backbone vit-nano --res 30 --patch 7 --batch 2 --reps 1
 # an off-protocol override is recorded in the run record
-expect 0 "val top-1" --task mnist --backbone vit-nano:dim=16,depth=1,heads=2 --synth --protocol synth --out "$out" train.lr=2e-3
+expect 0 "val top1" --task mnist --backbone vit-nano:dim=16,depth=1,heads=2 --synth --protocol synth --out "$out" train.lr=2e-3
 grep -q '"off_protocol":true' "$out/runs.jsonl" && grep -q '"train.lr=0.002"' "$out/runs.jsonl" \
     && echo "ok: record marks train.lr=2e-3 off-protocol" || { echo "FAIL: record"; cat "$out/runs.jsonl"; fails=$((fails + 1)); }
 echo "cli: $fails failed"
