@@ -121,9 +121,14 @@ typedef struct imb_speech_loader_opts {
     const float *mean, *istd;   /* CMVN [80] applied to every frame; both NULL = raw log-mel */
     int specaug;            /* 1: SpecAugment (training only) */
     imb_specaug_opts aug;
+    /* Data parallel: global batch k of an epoch holds batch * world utterances (planned as
+     * above with batch * world in place of batch) and this rank serves its slice
+     * [rank * batch, (rank + 1) * batch), so the ranks together see what one process with
+     * batch * world sees, and bucketed slices have similar lengths. world > 1 needs drop_last. */
+    int rank, world;
 } imb_speech_loader_opts;
-/* batch, no shuffle/bucketing/specaug, pad_multiple 1, no CMVN; train = 1 turns on shuffle,
- * bucket 50 and SpecAugment with imb_specaug_defaults. */
+/* batch, no shuffle/bucketing/specaug, pad_multiple 1, no CMVN, rank 0 of 1; train = 1 turns
+ * on shuffle, bucket 50 and SpecAugment with imb_specaug_defaults. */
 void imb_speech_loader_defaults(imb_speech_loader_opts *o, int batch, int train);
 
 /* One batch; the arrays belong to the loader and stay valid until its next call. */

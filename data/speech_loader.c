@@ -46,6 +46,7 @@ void imb_speech_loader_defaults(imb_speech_loader_opts *o, int batch, int train)
     memset(o, 0, sizeof *o);
     o->batch = batch;
     o->pad_multiple = 1;
+    o->world = 1;
     imb_specaug_defaults(&o->aug);
     if (train) {
         o->shuffle = 1;
@@ -57,7 +58,7 @@ void imb_speech_loader_defaults(imb_speech_loader_opts *o, int batch, int train)
 struct imb_speech_loader {
     const imb_speech_set *set;
     imb_speech_loader_opts o;
-    int n;
+    int n, global;          /* utterances; batch * world */
     int64_t nbatches;
     /* the plan of plan_epoch: utterance order, and the order in which its batches are served */
     int32_t *order, *border;
@@ -83,7 +84,7 @@ static int cmp_keyed(const void *a, const void *b) {
 }
 
 static int make_plan(imb_speech_loader *l, int64_t epoch) {
-    int n = l->n, B = l->o.batch;
+    int n = l->n, B = l->global;
     for (int i = 0; i < n; i++) l->order[i] = i;
     if (l->o.shuffle) {
         uint64_t stream = imb_hash64((uint64_t)epoch ^ PERM_TAG);
@@ -144,7 +145,7 @@ imb_speech_loader *imb_speech_loader_new(const imb_speech_set *s, const imb_spee
         imb_errf(err, errn, "speech loader: no utterances");
         return NULL;
     }
-    if (o->batch < 1 || o->bucket < 0 || o->pad_multiple < 1 || o->pad_multiple > 4096 || !o->mean != !o->istd) {
+    if (o->batch < 1 || o->batch > (1 << 20) || o->world > 4096 || o->bucket < 0 || o->pad_multiple < 1 || o->pad_multiple > 4096 || !o->mean != !o->istd) {
         imb_errf(err, errn, "speech loader: batch %d, bucket %d, pad_multiple %d, CMVN %s (need batch >= 1, bucket >= 0, "
                  "1 <= pad_multiple <= 4096, mean and istd both or neither)", o->batch, o->bucket, o->pad_multiple,
                  !o->mean != !o->istd ? "half given" : "ok");
@@ -157,8 +158,14 @@ imb_speech_loader *imb_speech_loader_new(const imb_speech_set *s, const imb_spee
                  o->aug.time_masks, o->aug.time_ratio);
         return NULL;
     }
-    if (o->drop_last && n < o->batch) {
-        imb_errf(err, errn, "speech loader: drop_last with %d utterances and batch %d leaves no batch", n, o->batch);
+    int world = o->world ? o->world : 1;
+    if (world < 1 || o->rank < 0 || o->rank >= world || (world > 1 && !o->drop_last)) {
+        imb_errf(err, errn, "speech loader: rank %d of %d (ranks need drop_last)", o->rank, world);
+        return NULL;
+    }
+    if (o->drop_last && n < o->batch * world) {
+        imb_errf(err, errn, "speech loader: drop_last with %d utterances and batch %d x %d ranks leaves no batch", n,
+                 o->batch, world);
         return NULL;
     }
     imb_speech_loader *l = calloc(1, sizeof *l);
@@ -169,7 +176,9 @@ imb_speech_loader *imb_speech_loader_new(const imb_speech_set *s, const imb_spee
     l->set = s;
     l->o = *o;
     l->n = n;
-    l->nbatches = o->drop_last ? n / o->batch : (n + o->batch - 1) / o->batch;
+    l->o.world = world;
+    l->global = o->batch * world;
+    l->nbatches = o->drop_last ? n / l->global : (n + l->global - 1) / l->global;
     l->plan_epoch = -1;
     l->page = sysconf(_SC_PAGESIZE);
     if (l->page < 1) l->page = 4096;
@@ -184,9 +193,9 @@ imb_speech_loader *imb_speech_loader_new(const imb_speech_set *s, const imb_spee
     return l;
 }
 
-/* Batch b of the current plan: its utterances are order[b * batch ...]. */
+/* This rank's part of batch pos of the current plan: order[b * global + rank * batch ...]. */
 static int batch_members(const imb_speech_loader *l, int64_t pos, const int32_t **members) {
-    int64_t b = l->border[pos], start = b * l->o.batch;
+    int64_t b = l->border[pos], start = b * l->global + (int64_t)l->o.rank * l->o.batch;
     *members = l->order + start;
     return (int)(l->n - start < l->o.batch ? l->n - start : l->o.batch);
 }

@@ -568,6 +568,48 @@ START_TEST(specaugment_masks) {
 }
 END_TEST
 
+/* Two ranks of batch 4 together serve what one process of batch 8 serves, slice by slice. */
+START_TEST(loader_ranks_slice_the_global_batch) {
+    imb_speech_loader_opts o;
+    imb_speech_loader_defaults(&o, 8, 1);
+    o.mean = lmean;
+    o.istd = listd;
+    o.drop_last = 1;
+    o.seed = 5;
+    imb_speech_loader *one = mk(&o);
+    o.batch = 4;
+    o.world = 2;
+    imb_speech_loader *r[2];
+    for (int k = 0; k < 2; k++) {
+        o.rank = k;
+        r[k] = mk(&o);
+        ck_assert_int_eq(imb_speech_loader_batches(r[k]), 4);
+    }
+    imb_speech_batch g, b;
+    for (int step = 0; step < 10; step++) {   /* two epochs and their end markers */
+        int rc = imb_speech_loader_next(one, &g);
+        saved all = save(&g);
+        for (int k = 0; k < 2; k++) {
+            ck_assert_int_eq(imb_speech_loader_next(r[k], &b), rc);
+            if (rc) continue;
+            ck_assert_int_eq(b.count, 4);
+            ck_assert_mem_eq(b.index, all.index + 4 * k, sizeof(int32_t) * 4);
+            for (int j = 0; j < 4; j++)   /* same features, augmentation included (padding may differ) */
+                ck_assert_mem_eq(b.feats + (size_t)j * b.tmax * 80, all.feats + (size_t)(4 * k + j) * all.tmax * 80,
+                                 sizeof(float) * 80 * (size_t)b.lengths[j]);
+        }
+        unsave(&all);
+    }
+    imb_speech_loader_free(one);
+    imb_speech_loader_free(r[0]);
+    imb_speech_loader_free(r[1]);
+    char err[256];
+    o.drop_last = 0;
+    ck_assert_ptr_null(imb_speech_loader_new(lset, &o, err, sizeof err));
+    dt_err_has(err, "ranks need drop_last", NULL);
+}
+END_TEST
+
 START_TEST(loader_rejects_bad_options) {
     imb_speech_loader_opts o;
     char err[512] = "";
@@ -606,6 +648,7 @@ Suite *speech_data_suite(void) {
     tcase_add_test(ld, loader_is_deterministic_and_resumes);
     tcase_add_test(ld, bucketing_limits_padding);
     tcase_add_test(ld, specaugment_in_training_only);
+    tcase_add_test(ld, loader_ranks_slice_the_global_batch);
     tcase_add_test(ld, loader_rejects_bad_options);
     suite_add_tcase(s, ld);
     return s;
