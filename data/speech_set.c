@@ -7,6 +7,7 @@
 #include "speech.h"
 #include "speech_shard.h"
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,15 +245,23 @@ const void *imb_speech_feature_bytes(const imb_speech_set *s, int i, size_t *n) 
     return u.feats;
 }
 
+/* Every half's float value: a 256 KB table widens a batch several times faster than the bit
+ * manipulation, and the loader widens every feature of every batch. */
+static float half_table[65536];
+static pthread_once_t half_once = PTHREAD_ONCE_INIT;
+static void half_init(void) {
+    for (uint32_t h = 0; h < 65536; h++) half_table[h] = imb_f16_to_f32((uint16_t)h);
+}
+
 int imb_speech_features(const imb_speech_set *s, int i, const float *mean, const float *istd, float *out) {
     imb_speech_utt u;
     if (locate(s, i, &u)) return -1;
+    pthread_once(&half_once, half_init);
     const uint8_t *p = (const uint8_t *)u.feats;
-    size_t nv = (size_t)u.frames * IMB_SPEECH_NMEL;
-    for (size_t k = 0; k < nv; k++) {
-        float v = imb_f16_to_f32((uint16_t)(p[2 * k] | (p[2 * k + 1] << 8)));
-        int b = (int)(k % IMB_SPEECH_NMEL);
-        out[k] = mean && istd ? (v - mean[b]) * istd[b] : v;
+    for (int t = 0; t < u.frames; t++, p += 2 * IMB_SPEECH_NMEL, out += IMB_SPEECH_NMEL) {
+        for (int b = 0; b < IMB_SPEECH_NMEL; b++) out[b] = half_table[p[2 * b] | (p[2 * b + 1] << 8)];
+        if (mean)
+            for (int b = 0; b < IMB_SPEECH_NMEL; b++) out[b] = (out[b] - mean[b]) * istd[b];
     }
     return 0;
 }

@@ -90,18 +90,6 @@ uint16_t imb_f32_to_f16(float f) {
     return (uint16_t)(sign | h);
 }
 
-float imb_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, x;
-    if (exp == 0) {
-        float v = ldexpf((float)man, -24);
-        return sign ? -v : v;
-    }
-    if (exp == 31) x = sign | 0x7f800000u | (man << 13);
-    else x = sign | ((exp + 112) << 23) | (man << 13);
-    float f;
-    memcpy(&f, &x, 4);
-    return f;
-}
 
 /* ---------------------------------------------------------------- writer */
 

@@ -3,6 +3,7 @@
 #define IMB_SPEECH_SHARD_H
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include "speech.h"
 
 /* File layout (integers little-endian):
@@ -72,7 +73,19 @@ int imb_speech_shard_stats(const char *path, imb_speech_stats *st, char *err, si
 struct imb_speech_set;
 const void *imb_speech_feature_bytes(const struct imb_speech_set *s, int i, size_t *n);
 
-/* IEEE half <-> float, round to nearest even (overflow to infinity, which log-mel values never reach). */
+/* IEEE half <-> float, round to nearest even (overflow to infinity, which log-mel values never
+ * reach). The widening is inline: the loader runs it on every feature of every batch. */
 uint16_t imb_f32_to_f16(float f);
-float imb_f16_to_f32(uint16_t h);
+static inline float imb_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, x;
+    if (exp == 0) {   /* zero or subnormal: man * 2^-24 */
+        float v = (float)man * (1.0f / 16777216.0f);
+        return sign ? -v : v;
+    }
+    if (exp == 31) x = sign | 0x7f800000u | (man << 13);
+    else x = sign | ((exp + 112) << 23) | (man << 13);
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
 #endif

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <utime.h>
 
@@ -568,6 +569,43 @@ START_TEST(specaugment_masks) {
 }
 END_TEST
 
+/* The background builder changes nothing: same batches with and without it, across epochs
+ * and seeks, and a served batch stays intact while the next one is built. */
+START_TEST(prefetch_serves_the_same_batches) {
+    imb_speech_loader_opts o;
+    imb_speech_loader_defaults(&o, 3, 1);
+    o.mean = lmean;
+    o.istd = listd;
+    o.seed = 9;
+    o.pad_multiple = 2;
+    o.prefetch = 1;
+    imb_speech_loader *p = mk(&o);
+    o.prefetch = 0;
+    imb_speech_loader *q = mk(&o);
+    imb_speech_batch a, b;
+    for (int step = 0; step < 40; step++) {
+        if (step == 17) {   /* jump back mid-epoch, and later to an epoch's end */
+            ck_assert_int_eq(imb_speech_loader_seek(p, 0, 5), 0);
+            ck_assert_int_eq(imb_speech_loader_seek(q, 0, 5), 0);
+        }
+        if (step == 30) {
+            ck_assert_int_eq(imb_speech_loader_seek(p, 4, imb_speech_loader_batches(p)), 0);
+            ck_assert_int_eq(imb_speech_loader_seek(q, 4, imb_speech_loader_batches(q)), 0);
+        }
+        int rp = imb_speech_loader_next(p, &a);
+        ck_assert_int_eq(imb_speech_loader_next(q, &b), rp);
+        if (rp) continue;
+        saved s = save(&a);
+        same(&s, &b);
+        nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);   /* the builder is done with the next one */
+        same(&s, &a);
+        unsave(&s);
+    }
+    imb_speech_loader_free(p);
+    imb_speech_loader_free(q);
+}
+END_TEST
+
 /* Two ranks of batch 4 together serve what one process of batch 8 serves, slice by slice. */
 START_TEST(loader_ranks_slice_the_global_batch) {
     imb_speech_loader_opts o;
@@ -648,6 +686,7 @@ Suite *speech_data_suite(void) {
     tcase_add_test(ld, loader_is_deterministic_and_resumes);
     tcase_add_test(ld, bucketing_limits_padding);
     tcase_add_test(ld, specaugment_in_training_only);
+    tcase_add_test(ld, prefetch_serves_the_same_batches);
     tcase_add_test(ld, loader_ranks_slice_the_global_batch);
     tcase_add_test(ld, loader_rejects_bad_options);
     suite_add_tcase(s, ld);
