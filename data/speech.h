@@ -56,6 +56,9 @@ typedef struct imb_speech_set imb_speech_set;
  * -1 with err set and *out NULL. */
 int imb_speech_open(const char *root, const char *split, int nthreads, FILE *log, imb_speech_set **out, char *err,
                     size_t errn);
+/* 1 when every subset of split is a folder under root (or root/LibriSpeech), else 0: for
+ * evaluating on whichever of dev/test clean/other a tree holds. */
+int imb_speech_present(const char *root, const char *split);
 /* Only (re)builds the shards of split (harness prepare). 0 or -1 with err. */
 int imb_speech_prepare(const char *root, const char *split, int nthreads, FILE *log, char *err, size_t errn);
 /* NULL is fine. */

@@ -196,6 +196,21 @@ int imb_speech_open(const char *root, const char *split, int nthreads, FILE *log
     return 0;
 }
 
+int imb_speech_present(const char *root, const char *split) {
+    char names[MAX_SUBSETS][128], err[256];
+    int nn;
+    if (!root || !split || parse_split(split, names, &nn, err, sizeof err) != 0) return 0;
+    for (int k = 0; k < nn; k++) {
+        char *a = imb_path_join(root, names[k]), *b = imb_path_join(root, "LibriSpeech"), *c = b ? imb_path_join(b, names[k]) : NULL;
+        int ok = a && c && (imb_is_dir(a) || imb_is_dir(c));
+        free(a);
+        free(b);
+        free(c);
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
 int imb_speech_prepare(const char *root, const char *split, int nthreads, FILE *log, char *err, size_t errn) {
     imb_speech_set *s;
     if (imb_speech_open(root, split, nthreads, log, &s, err, errn) != 0) return -1;

@@ -427,6 +427,9 @@ START_TEST(reader_accepts_librispeech_folder_and_joined_splits) {
     imb_speech_decode(ids, n, text, sizeof text);
     ck_assert_str_eq(text, "one two three");   /* double space collapsed */
     ck_assert_int_eq(imb_speech_frames(s, 10), imb_fbank_frames((int64_t)(16000 * 0.4)));
+    ck_assert(imb_speech_present(root, "train-clean-100+train-other-500"));
+    ck_assert(!imb_speech_present(root, "train-clean-100+dev-clean"));
+    ck_assert(!imb_speech_present(root, "train-clean-100+"));
     ck_assert(access(dt_path(p, "%s/.imbench/librispeech-train-clean-100.shard", root), F_OK) == 0);
     ck_assert(access(dt_path(p, "%s/.imbench/librispeech-train-other-500.shard", root), F_OK) == 0);
     imb_speech_close(s);
