@@ -285,8 +285,11 @@ static int join_group(trainer *tr, char *err, size_t errn) {
     if (imb_dist_init(&tr->dist, tr->t->ctx, cli->rank, cli->world, id, err, errn)) return -1;
     /* every rank has joined (NCCL's init waits for all): the published id is no longer needed */
     if (cli->rank == 0 && cli->world > 1 && !strncmp(cli->init_spec, "file:", 5)) unlink(cli->init_spec + 5);
-    return imb_dist_broadcast_params(tr->t->ctx, &tr->dist) ? (snprintf(err, errn, "%s", imb_error(tr->t->ctx)), -1)
-                                                             : 0;
+    if (imb_dist_broadcast_params(tr->t->ctx, &tr->dist) || imb_dist_overlap(tr->t->ctx, &tr->dist)) {
+        snprintf(err, errn, "%s", imb_error(tr->t->ctx));
+        return -1;
+    }
+    return 0;
 }
 
 static void summary(const trainer *tr, const imb_metrics *m, int64_t step, double sps, double wall) {
