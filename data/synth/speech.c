@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <sndfile.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,70 +85,6 @@ static void sentence(uint64_t seed, uint64_t u, char *text, size_t n) {
     }
 }
 
-/* ---------------------------------------------------------------- resampling
- * espeak-ng speaks at 22050 Hz. The synth corpus must be byte-identical on every build, with or
- * without FFmpeg, so it resamples with its own polyphase windowed-sinc filter: for an in -> out
- * ratio reduced to up / down, phase p (of up) holds the taps for output samples that fall p / up
- * of the way between two input samples; low-pass at 95% of the output Nyquist frequency, Blackman
- * window over 16 zero crossings each side, taps normalised to unit DC gain. */
-enum { ZEROS = 16 };
-
-static long gcd(long a, long b) {
-    while (b) {
-        long t = a % b;
-        a = b;
-        b = t;
-    }
-    return a;
-}
-
-static int resample(const float *x, int64_t n, int in_rate, int out_rate, float **out, int64_t *nout) {
-    long g = gcd(in_rate, out_rate), up = out_rate / g, down = in_rate / g;
-    int64_t m = n * up / down;
-    float *y = malloc(sizeof *y * (size_t)(m > 0 ? m : 1));
-    if (!y) return -1;
-    if (up == 1 && down == 1) {
-        memcpy(y, x, sizeof *y * (size_t)n);
-        *out = y;
-        *nout = n;
-        return 0;
-    }
-    const double pi = 3.14159265358979323846;
-    double fc = 0.5 * (up < down ? (double)up / down : 1.0) * 0.95;   /* cycles per input sample */
-    int half = (int)ceil(ZEROS / (2.0 * fc)), taps = 2 * half + 1;
-    float *h = malloc(sizeof *h * (size_t)up * (size_t)taps);
-    if (!h) {
-        free(y);
-        return -1;
-    }
-    for (long p = 0; p < up; p++) {
-        double frac = (double)p / up, sum = 0.0;
-        for (int t = 0; t < taps; t++) {
-            double d = (t - half) - frac;   /* input offset from the output position */
-            double s = fabs(d) < 1e-12 ? 2 * fc : sin(2 * pi * fc * d) / (pi * d);
-            double wpos = (d + half + 1) / (2.0 * half + 2);   /* (0, 1) across the support */
-            double w = wpos <= 0 || wpos >= 1 ? 0 : 0.42 - 0.5 * cos(2 * pi * wpos) + 0.08 * cos(4 * pi * wpos);
-            h[p * taps + t] = (float)(s * w);
-            sum += s * w;
-        }
-        for (int t = 0; t < taps; t++) h[p * taps + t] = (float)(h[p * taps + t] / sum);   /* unit DC gain */
-    }
-    for (int64_t k = 0; k < m; k++) {
-        int64_t num = k * down, base = num / up;
-        long p = (long)(num % up);
-        double acc = 0.0;
-        for (int t = 0; t < taps; t++) {
-            int64_t i = base + t - half;
-            if (i >= 0 && i < n) acc += (double)h[p * taps + t] * x[i];
-        }
-        y[k] = (float)acc;
-    }
-    free(h);
-    *out = y;
-    *nout = m;
-    return 0;
-}
-
 /* ---------------------------------------------------------------- espeak-ng */
 
 /* Runs espeak-ng (no shell, so the text needs no quoting) to write wav. */
@@ -176,31 +111,16 @@ static int speak(const voice *v, int speed, int pitch, const char *text, const c
     return 0;
 }
 
-/* espeak-ng's WAV -> 16 kHz FLAC at flac. */
+/* espeak-ng's WAV (22.05 kHz) -> 16 kHz FLAC at flac. The resampling is libswresample's,
+ * through the audio reader's FFmpeg path (so the corpus needs a build with FFmpeg). */
 static int convert(const char *wav, const char *flac, char *err, size_t errn) {
-    SF_INFO info;
-    memset(&info, 0, sizeof info);
-    SNDFILE *sf = sf_open(wav, SFM_READ, &info);
-    if (!sf) return imb_errf(err, errn, "%s: espeak-ng output unreadable: %s", wav, sf_strerror(NULL));
-    int rc = 0;
-    float *x = NULL, *y = NULL;
-    int64_t ny = 0;
-    if (info.channels != 1 || info.frames < 1 || info.frames > 16000 * 600 || info.samplerate < 8000)
-        rc = imb_errf(err, errn, "%s: unexpected espeak-ng output: %d channels, %lld samples at %d Hz", wav, info.channels,
-                      (long long)info.frames, info.samplerate);
-    else if (!(x = malloc(sizeof *x * (size_t)info.frames)))
-        rc = imb_errf(err, errn, "%s: out of memory", wav);
-    else if (sf_readf_float(sf, x, info.frames) != info.frames)
-        rc = imb_errf(err, errn, "%s: short read", wav);
-    sf_close(sf);
-    if (rc == 0) {
-        for (int64_t i = 0; i < info.frames; i++) x[i] *= 32768.0f;
-        if (resample(x, info.frames, info.samplerate, IMB_AUDIO_RATE, &y, &ny) != 0)
-            rc = imb_errf(err, errn, "%s: out of memory", wav);
-    }
-    if (rc == 0) rc = imb_audio_write_flac(flac, y, ny, IMB_AUDIO_RATE, err, errn);
-    free(x);
-    free(y);
+    if (!imb_audio_have_ffmpeg())
+        return imb_errf(err, errn, "--synth for librispeech needs FFmpeg (libswresample) to resample espeak-ng's "
+                        "speech to 16 kHz; this build has no FFmpeg");
+    imb_audio a;
+    if (imb_audio_read(wav, &a, err, errn)) return -1;
+    int rc = imb_audio_write_flac(flac, a.x, a.n, IMB_AUDIO_RATE, err, errn);
+    imb_audio_free(&a);
     return rc;
 }
 
