@@ -133,12 +133,15 @@ static void *lin_create_extra(imb_ctx *ctx, const imb_backbone_cfg *cfg) {
     return NULL;
 }
 
-/* P[:, :L] x with the padded rows of x zeroed: x [B, L, C], P [k, L_max] -> [B, k, C] */
-static imb_tensor *compress(imb_ctx *ctx, imb_tensor *x, imb_tensor *P, int64_t L, int64_t lmax) {
+/* P[:, :L] x_b for every batch index b as one GEMM: xt is x laid out [L, B*C] (shared by the E
+ * and F compressions), P [k, L_max] -> [B, k, C]. One GEMM instead of a batched one keeps the
+ * backward of P a single GEMM too (a batched product with a shared operand accumulates P's
+ * gradient one batch index at a time). */
+static imb_tensor *compress(imb_ctx *ctx, imb_tensor *xt, imb_tensor *P, int64_t B, int64_t L, int64_t C,
+                            int64_t lmax) {
     if (L < lmax) P = imb_slice(ctx, P, 1, 0, L);
-    /* (x_bᵀ P_Lᵀ) per batch is one GEMM with P shared; then back to token-major */
-    imb_tensor *t = imb_matmul(ctx, x, P, NULL, 1, 1);
-    return imb_permute(ctx, t, (const int[]){ 0, 2, 1 });
+    imb_tensor *c = imb_matmul(ctx, P, xt, NULL, 0, 0);
+    return imb_permute(ctx, imb_reshape(ctx, c, 3, IMB_SHAPE(-1, B, C)), (const int[]){ 1, 0, 2 });
 }
 
 static imb_tensor *lin_forward(imb_ctx *ctx, void *state, imb_tensor *x, const imb_grid *g) {
@@ -165,7 +168,8 @@ static imb_tensor *lin_forward(imb_ctx *ctx, void *state, imb_tensor *x, const i
         x = imb_mul(ctx, x, mc);
     }
     imb_tensor *q = imb_linear(ctx, x, imb_slice(ctx, m->qkv_w, 0, 0, C), imb_slice(ctx, m->qkv_b, 0, 0, C));
-    imb_tensor *k, *v, *ck = compress(ctx, x, m->E, L, m->lmax);
+    imb_tensor *xt = imb_reshape(ctx, imb_permute(ctx, x, (const int[]){ 1, 0, 2 }), 2, IMB_SHAPE(L, B * C));
+    imb_tensor *k, *v, *ck = compress(ctx, xt, m->E, B, L, C, m->lmax);
     if (m->share_kv) {
         /* one compressed sequence feeds both projections: a single GEMM for k and v */
         imb_tensor *kv = imb_linear(ctx, ck, imb_slice(ctx, m->qkv_w, 0, C, 2 * C),
@@ -174,7 +178,7 @@ static imb_tensor *lin_forward(imb_ctx *ctx, void *state, imb_tensor *x, const i
         k = o[0];
         v = o[1];
     } else {
-        imb_tensor *cv = compress(ctx, x, m->F, L, m->lmax);
+        imb_tensor *cv = compress(ctx, xt, m->F, B, L, C, m->lmax);
         k = imb_linear(ctx, ck, imb_slice(ctx, m->qkv_w, 0, C, C), imb_slice(ctx, m->qkv_b, 0, C, C));
         v = imb_linear(ctx, cv, imb_slice(ctx, m->qkv_w, 0, 2 * C, C), imb_slice(ctx, m->qkv_b, 0, 2 * C, C));
     }
