@@ -51,5 +51,11 @@ expect 0 "stopped after step 4" $tiny --checkpoint "$out/plain.safetensors"
 expect 0 "stopped after step 4" --nproc 1 $tiny --checkpoint "$out/nproc1.safetensors"
 cmp "$out/plain.safetensors.losses" "$out/nproc1.safetensors.losses" && echo "ok: --nproc 1 losses = plain run" \
     || { echo "FAIL: --nproc 1 losses differ"; paste "$out/plain.safetensors.losses" "$out/nproc1.safetensors.losses"; fails=$((fails + 1)); }
+# Linformer: a few steps through the whole harness, its options and its refusals
+expect 0 "linformer-nano linformer-t linformer-s" list
+expect 0 "val top1" --task mnist --backbone linformer-nano:dim=16,depth=2,heads=2,k=4 --synth --protocol synth --out "$out"
+expect 0 "val top1" --task mnist --backbone linformer-nano:dim=16,depth=2,heads=2,share_kv=1,share_layers=1 --synth --protocol synth --out "$out" train.steps=4
+expect 1 "linformer-nano: causal=1 is not supported" --task mnist --backbone linformer-nano:causal=1 --synth --out "$out"
+expect 1 "option k=0: expected an integer in \[1, 65536\]" --task mnist --backbone linformer-nano --synth --out "$out" k=0
 echo "cli: $fails failed"
 exit $fails
