@@ -39,6 +39,9 @@ typedef struct {
     int K, D, bias, z, mask;
 } cfg;
 
+#ifdef SCAN_BENCH_TABLES   /* a test build brings its own (small) shapes */
+SCAN_BENCH_TABLES
+#else
 /* VMamba (v05_noz: 4 directions, a parameter set per direction, no gate) and Mamba (1 direction, gate) */
 static const cfg timing[] = {
     { "vmamba 14x14 N16", 64, 768, 196, 16, 1, 4, 14, 14, 4, 1, 1, 0, 0 },
@@ -55,6 +58,7 @@ static const cfg checks[] = {
     { "bidir_k2_g2_n64_z", 2, 64, 196, 64, 2, 2, 196, 1, 2, 1, 1, 1, 0 },
     { "cross_k1_28x28_n4_z_mask", 2, 96, 784, 4, 1, 4, 28, 28, 1, 1, 0, 1, 1 },
 };
+#endif
 
 enum { U, DELTA, A, B, C, D, BIAS, Z, MASK, DY, NIN };
 enum { Y, DU, DDELTA, DA, DB, DC, DD, DBIAS, DZ, NOUT };
@@ -93,7 +97,7 @@ static void setup(run *r, const cfg *c) {
     memcpy(r->nout, nout, sizeof nout);
     size_t most = 0;
     for (int i = 0; i < NIN; i++) most = nin[i] > most ? nin[i] : most;
-    float *h = malloc(sizeof *h * most);
+    float *h = (float *)malloc(sizeof *h * most);
     if (!h) {
         fprintf(stderr, "scan_bench: out of host memory\n");
         exit(2);
@@ -173,7 +177,7 @@ static void zero_grads(run *r) {
 }
 
 static float *to_host(const float *d, size_t n) {
-    float *h = malloc(sizeof *h * (n ? n : 1));
+    float *h = (float *)malloc(sizeof *h * (n ? n : 1));
     if (n) CK(cudaMemcpy(h, d, sizeof *h * n, cudaMemcpyDeviceToHost));
     return h;
 }

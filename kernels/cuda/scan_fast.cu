@@ -200,13 +200,16 @@ __global__ void __launch_bounds__(kMaxThreads, 3) scan_fwd_kernel(Args a) {
                 for (int n = 0; n < nn; n++) {
                     const float A2 = active ? Ar[n0 + n] * kLog2e : 0.0f, h0 = c > 0 ? cin[n] : 0.0f;
                     const float *Bs = stage + n * ITEMS * NTp + ct, *Cs = stage + (nb + n) * ITEMS * NTp + ct;
-                    float av[ITEMS];
+                    float av[ITEMS], bv[ITEMS];
 #pragma unroll
-                    for (int j = 0; j < ITEMS; j++) av[j] = ex2(dt[j] * A2);
-                    float ag = av[0], bg = dtu[0] * Bs[0];
+                    for (int j = 0; j < ITEMS; j++) {
+                        av[j] = ex2(dt[j] * A2);
+                        bv[j] = dtu[j] * Bs[j * NTp];
+                    }
+                    float ag = av[0], bg = bv[0];
 #pragma unroll
                     for (int j = 1; j < ITEMS; j++) {
-                        bg = fmaf(av[j], bg, dtu[j] * Bs[j * NTp]);
+                        bg = fmaf(av[j], bg, bv[j]);
                         ag *= av[j];
                     }
                     for (int off = 1; off < 32; off <<= 1) {   // inclusive prefix over the lanes
@@ -216,12 +219,8 @@ __global__ void __launch_bounds__(kMaxThreads, 3) scan_fwd_kernel(Args a) {
                             ag *= ao;
                         }
                     }
-                    float ae = shfl_up(ag, 1), be = shfl_up(bg, 1);
-                    if (lane == 0) ae = 1.0f, be = 0.0f;
-                    float hw = h0, hend;
-                    if (NW == 1) {
-                        hend = fmaf(shfl_idx(ag, 31), hw, shfl_idx(bg, 31));
-                    } else {
+                    float hw = h0, hend;   // hw: the state entering this warp
+                    if (NW > 1) {
                         float *x = xw + (int64_t)((n & 1) * R + slot) * NW * 2;
                         if (lane == 31) x[2 * wc] = ag, x[2 * wc + 1] = bg;
                         __syncthreads();
@@ -229,10 +228,13 @@ __global__ void __launch_bounds__(kMaxThreads, 3) scan_fwd_kernel(Args a) {
                         hend = hw;
                         for (int w = wc; w < NW; w++) hend = fmaf(x[2 * w], hend, x[2 * w + 1]);
                     }
-                    float h = fmaf(ae, hw, be);
+                    // the state after this thread's items; the previous lane's is this thread's start
+                    const float hl = fmaf(ag, hw, bg), hp = shfl_up(hl, 1);
+                    if (NW == 1) hend = shfl_idx(hl, 31);
+                    float h = lane == 0 ? hw : hp;
 #pragma unroll
                     for (int j = 0; j < ITEMS; j++) {
-                        h = fmaf(av[j], h, dtu[j] * Bs[j * NTp]);
+                        h = fmaf(av[j], h, bv[j]);
                         y[j] = fmaf(Cs[j * NTp], h, y[j]);
                     }
                     if (ct == 0) {
@@ -412,8 +414,6 @@ __global__ void __launch_bounds__(kMaxThreads, 1) scan_bwd_kernel(Args a) {
                                     ag *= ao;
                                 }
                             }
-                            float ae = shfl_up(ag, 1), be = shfl_up(bg, 1);
-                            if (lane == 0) ae = 1.0f, be = 0.0f;
                             float hw = h0s[slot * nb + n];
                             if (NW > 1) {
                                 float *x = xwf + (int64_t)((n & 1) * R + slot) * NW * 2;
@@ -421,7 +421,7 @@ __global__ void __launch_bounds__(kMaxThreads, 1) scan_bwd_kernel(Args a) {
                                 __syncthreads();
                                 for (int w = 0; w < wc; w++) hw = fmaf(x[2 * w], hw, x[2 * w + 1]);
                             }
-                            const float hin = fmaf(ae, hw, be);
+                            const float hup = shfl_up(fmaf(ag, hw, bg), 1), hin = lane == 0 ? hw : hup;
                             float h = hin;
 #pragma unroll
                             for (int j = 0; j < ITEMS; j++) {
@@ -446,12 +446,8 @@ __global__ void __launch_bounds__(kMaxThreads, 1) scan_bwd_kernel(Args a) {
                                     al *= ao;
                                 }
                             }
-                            float ax = shfl_down(al, 1), bx = shfl_down(bl, 1);
-                            if (lane == 31) ax = 1.0f, bx = 0.0f;
-                            float gw = c + 1 < a.nc ? gin[n] : 0.0f, gtot;
-                            if (NW == 1) {
-                                gtot = fmaf(shfl_idx(al, 0), gw, shfl_idx(bl, 0));
-                            } else {
+                            float gw = c + 1 < a.nc ? gin[n] : 0.0f, gtot = 0.0f;   // gw: X entering the warp
+                            if (NW > 1) {
                                 float *x = xwr + (int64_t)((n & 1) * R + slot) * NW * 2;
                                 if (lane == 0) x[2 * wc] = al, x[2 * wc + 1] = bl;
                                 __syncthreads();
@@ -459,8 +455,11 @@ __global__ void __launch_bounds__(kMaxThreads, 1) scan_bwd_kernel(Args a) {
                                 gtot = gw;
                                 for (int w = wc; w >= 0; w--) gtot = fmaf(x[2 * w], gtot, x[2 * w + 1]);
                             }
+                            // X leaving this thread to the left; the next lane's is what enters this one
+                            const float xl = fmaf(al, gw, bl), xdn = shfl_down(xl, 1);
+                            if (NW == 1) gtot = shfl_idx(xl, 0);
                             if (ct == 0) gout[n] = gtot;
-                            float gx = fmaf(ax, gw, bx), dA = 0.0f;
+                            float gx = lane == 31 ? gw : xdn, dA = 0.0f;
                             float *xbb = xb + (int64_t)(n & 1) * R * 2 * ITEMS * NT;
 #pragma unroll
                             for (int j = ITEMS - 1; j >= 0; j--) {
