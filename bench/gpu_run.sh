@@ -2,9 +2,12 @@
 # One device session: build, make check (CUDA parity runs, not skipped), compute-sanitizer
 # on the parity table, the attention benchmark, the selective-scan checks and benchmark, the timm
 # golden check, a CUDA training run.
-# Usage on the GPU machine (see ../shared/gpu/README.md): bash bench/gpu_run.sh [all|scan]  (logs in $OUT)
-#   scan: only the build and the selective scan (its parity cases, sanitizers, the float64 reference
-#         check and the timing table), a few minutes: the whole run may not fit one 10-minute command
+# Usage on the GPU machine (see ../shared/gpu/README.md): bash bench/gpu_run.sh [all|scan|scan-extra]
+# (logs in $OUT). The whole run may not fit one 10-minute device command; the selective scan's parts:
+#   scan:       the build, the scan's parity cases (every plan), scan_bench check (fast = simple,
+#               determinism), the float64 PyTorch reference (scan_ref.py), the timing table
+#   scan-extra: (on the warm machine, after scan) memcheck and racecheck on the scan's parity cases, the
+#               plan sweep, an ncu speed-of-light profile of the scan kernels
 set -u
 MODE=${1:-all}
 OUT=${OUT:-/tmp/imb-gpu}
@@ -15,7 +18,11 @@ row() { printf '| %-34s | %s |\n' "$1" "$2" | tee -a "$OUT/summary.md"; }
 if [ -f .gpu-deps/unpack-deps.sh ]; then bash .gpu-deps/unpack-deps.sh .gpu-deps > "$OUT/deps.log" 2>&1; . /opt/imbdeps/env; fi
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$OUT/gpu.txt" 2>&1
 row "gpu" "$(head -1 "$OUT/gpu.txt")"
-{ autoreconf -fi && mkdir -p build && cd build && ../configure && make -j16; } > "$OUT/build.log" 2>&1
+if [ "$MODE" = scan-extra ] && [ -f build/Makefile ]; then
+  { cd build && make -j16; } > "$OUT/build.log" 2>&1
+else
+  { autoreconf -fi && mkdir -p build && cd build && ../configure && make -j16; } > "$OUT/build.log" 2>&1
+fi
 rc=$?; row "build" "rc=$rc ($(grep -m1 'CUDA backend' "$OUT/build.log" | sed 's/^ *//'))"
 [ $rc -eq 0 ] || { tail -40 "$OUT/build.log"; exit 1; }
 if [ "$MODE" = all ]; then
@@ -26,32 +33,40 @@ IMB_CUDA_SYNC=1 timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9
 row "compute-sanitizer memcheck" "rc=$? $(grep -m1 'ERROR SUMMARY' "$OUT/memcheck.log")"
 timeout 200 compute-sanitizer --tool racecheck --error-exitcode 9 tests/test_cuda_smoke > "$OUT/racecheck.log" 2>&1
 row "compute-sanitizer racecheck (smoke)" "rc=$? $(grep -m1 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/racecheck.log")"
-else
-make -j16 -C tests test_parity > "$OUT/check.log" 2>&1
-timeout 300 tests/test_parity scan > "$OUT/test_parity.log" 2>&1
-row "parity, scan cases (every plan)" "rc=$? $(grep -c '  ok' "$OUT/test_parity.log") ok, $(grep -c 'FAIL' "$OUT/test_parity.log") FAIL"
 fi
-# selective scan: sanitizers on its op-table cases under every plan pass of test_parity, fast vs simple
-# kernels and determinism (scan_bench check), the float64 PyTorch reference (scan_ref.py), timings
-IMB_CUDA_SYNC=1 timeout 400 compute-sanitizer --tool memcheck --error-exitcode 9 tests/test_parity scan > "$OUT/scan_memcheck.log" 2>&1
-row "scan memcheck (parity scan cases)" "rc=$? $(grep -m1 'ERROR SUMMARY' "$OUT/scan_memcheck.log")"
-timeout 500 compute-sanitizer --tool racecheck --error-exitcode 9 tests/test_parity scan > "$OUT/scan_racecheck.log" 2>&1
-row "scan racecheck (parity scan cases)" "rc=$? $(grep -m1 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/scan_racecheck.log")"
-if [ -x scan_bench ]; then
+scan_main() {
+  if [ "$MODE" != all ]; then
+    make -j16 -C tests test_parity > "$OUT/check.log" 2>&1
+    timeout 300 tests/test_parity scan > "$OUT/test_parity.log" 2>&1
+    row "parity, scan cases (every plan)" "rc=$? $(grep -c '  ok' "$OUT/test_parity.log") ok, $(grep -c 'FAIL' "$OUT/test_parity.log") FAIL"
+  fi
   timeout 300 ./scan_bench check scan_check > "$OUT/scan_check.log" 2>&1
   row "scan_bench check (fast = simple, determinism)" "rc=$? $(grep '^check:' "$OUT/scan_check.log")"
-  timeout 400 python3 ../bench/scan_ref.py scan_check > "$OUT/scan_ref.log" 2>&1
+  timeout 300 python3 ../bench/scan_ref.py scan_check > "$OUT/scan_ref.log" 2>&1
   row "scan vs float64 PyTorch reference" "rc=$? $(tail -1 "$OUT/scan_ref.log")"
-  timeout 300 ./scan_bench time > "$OUT/scan_time.log" 2>&1
+  timeout 200 ./scan_bench time > "$OUT/scan_time.log" 2>&1
   row "scan_bench time" "rc=$? (table below; plans in scan_time.log)"
-  timeout 300 ./scan_bench sweep > "$OUT/scan_sweep.log" 2>&1
+}
+scan_extra() {
+  make -j16 -C tests test_parity >> "$OUT/check.log" 2>&1
+  IMB_CUDA_SYNC=1 timeout 240 compute-sanitizer --tool memcheck --error-exitcode 9 tests/test_parity scan > "$OUT/scan_memcheck.log" 2>&1
+  row "scan memcheck (parity scan cases)" "rc=$? $(grep -m1 'ERROR SUMMARY' "$OUT/scan_memcheck.log")"
+  timeout 300 compute-sanitizer --tool racecheck --error-exitcode 9 tests/test_parity scan > "$OUT/scan_racecheck.log" 2>&1
+  row "scan racecheck (parity scan cases)" "rc=$? $(grep -m1 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/scan_racecheck.log")"
+  timeout 200 ./scan_bench sweep > "$OUT/scan_sweep.log" 2>&1
   row "scan_bench sweep (other plans)" "rc=$? (scan_sweep.log)"
-fi
+  timeout 200 ncu --section SpeedOfLight --section Occupancy --section LaunchStats -k regex:scan_ ./scan_bench once > "$OUT/scan_ncu.log" 2>&1
+  row "ncu, scan kernels" "rc=$? (scan_ncu.log)"
+}
 if [ "$MODE" != all ]; then
+  [ -x scan_bench ] || { row "scan_bench" "missing: CUDA not configured?"; exit 1; }
+  if [ "$MODE" = scan ]; then scan_main; else scan_extra; fi
   row "wall" "$(( $(date +%s) - t0 )) s"
   echo; cat "$OUT/summary.md"; echo; grep -v '^time ' "$OUT/scan_time.log" 2>/dev/null
   exit 0
 fi
+scan_main
+scan_extra
 if [ -f ../bench/attn_bench.cu ]; then
   nvcc -O3 -std=c++17 -lineinfo -gencode arch=compute_90,code=sm_90 -I. -I../kernels ../bench/attn_bench.cu \
       ../kernels/cuda/attention.cu -o attn_bench > "$OUT/attn_build.log" 2>&1 && ./attn_bench > "$OUT/attn_bench.log" 2>&1

@@ -9,6 +9,7 @@
  *                          and an instruction estimate, and prints a table
  *   scan_bench sweep       times the benchmark shapes again under other plans (IMB_SCAN_CFG: channels
  *                          per block, warps per channel, items, global dB/dC accumulators), for tuning
+ *   scan_bench once        one forward and one backward per benchmark shape (for a profiler: ncu)
  *   scan_bench             check and time, into ./scan_check
  * Exit status 0 unless a CUDA call fails or fast and simple disagree beyond 1e-5. */
 #include "config.h"
@@ -412,6 +413,15 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(mode, "time") || !strcmp(mode, "all")) time_all(st);
     if (!strcmp(mode, "sweep")) sweep(st);
+    if (!strcmp(mode, "once"))
+        for (size_t i = 0; i < sizeof timing / sizeof *timing; i++) {
+            run r;
+            setup(&r, &timing[i]);
+            fwd(&r, st);
+            bwd(&r, st);
+            CK(cudaStreamSynchronize(st));
+            teardown(&r);
+        }
     cudaStreamDestroy(st);
     return bad ? 1 : 0;
 }

@@ -551,9 +551,23 @@ __global__ void __launch_bounds__(kMaxThreads, 1) scan_bwd_kernel(Args a) {
 
 // ---- host side ----
 
+// Kernels above 48 KB of dynamic shared memory must opt in; done once per kernel and size (a race only
+// repeats the call), so that steps after the first make no such call (CUDA graph capture).
+cudaError_t allow_smem(const void *kern, size_t bytes) {
+    static const void *done_kern[16];
+    static size_t done_bytes[16];
+    if (bytes <= 48 * 1024) return cudaSuccess;
+    int i = 0;
+    for (; i < 16 && done_kern[i]; i++)
+        if (done_kern[i] == kern && done_bytes[i] >= bytes) return cudaSuccess;
+    cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+    if (e == cudaSuccess && i < 16) done_kern[i] = kern, done_bytes[i] = bytes;
+    return e;
+}
+
 template <typename Kern> const char *launch(Kern kern, int64_t blocks, int threads, size_t smem, cudaStream_t st,
                                             const Args &a, const char *what) {
-    static char msg[256];
+    thread_local char msg[256];
     if (blocks < 1 || blocks > 0x7fffffff) {
         snprintf(msg, sizeof msg, "%s: grid of %lld blocks out of range", what, (long long)blocks);
         return msg;
@@ -562,8 +576,7 @@ template <typename Kern> const char *launch(Kern kern, int64_t blocks, int threa
         snprintf(msg, sizeof msg, "%s: %d threads per block", what, threads);
         return msg;
     }
-    cudaError_t e = cudaSuccess;
-    if (smem > 48 * 1024) e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    cudaError_t e = allow_smem((const void *)kern, smem);
     if (e == cudaSuccess) {
 #ifdef IMB_CUDA_EMU
         (void)st;
