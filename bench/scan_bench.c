@@ -366,7 +366,7 @@ static void time_all(cudaStream_t st) {
 /* plans tried by sweep mode (those a shape cannot use are clamped by the planner) */
 static const char *const sweep_cfgs[] = {
     "", "acc=global", "rf=4,rb=4", "rf=2,rb=2", "rb=4,acc=global", "nw=2", "nw=4", "nw=8", "items=4", "items=8",
-    "nw=4,rf=2,rb=2", "nw=2,rf=4,rb=4", "nw=8,items=8",
+    "nw=4,rf=2,rb=2", "nw=2,rf=4,rb=4", "nw=8,items=8", "atomics=1", "atomics=1,acc=global",
 };
 
 static void sweep(cudaStream_t st) {

@@ -232,6 +232,13 @@ template <class T> inline T __shfl_down_sync(unsigned mask, T v, unsigned delta,
     return imb_emu_shfl(mask, v, lane + (int)delta < 32 ? lane + (int)delta : lane, false, width);
 }
 
+// Fibers switch only at barriers and shuffles, so a read-modify-write is atomic here.
+template <class T> inline T atomicAdd(T *p, T v) {
+    const T old = *p;
+    *p = old + v;
+    return old;
+}
+
 inline uint32_t __float_as_uint(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
 inline float __uint_as_float(uint32_t u) { float x; memcpy(&x, &u, 4); return x; }
 

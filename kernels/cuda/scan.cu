@@ -7,7 +7,8 @@
 //     the same reduction orders. It serves shapes the fast kernels cannot hold in shared memory and,
 //     with IMB_SCAN_KERNEL=simple, as a check of the fast ones on the GPU.
 // Both forwards save the chunk-boundary states of the fast plan, so either backward can follow either
-// forward. No atomics anywhere: results are bit-identical from run to run.
+// forward. No atomics (unless IMB_SCAN_CFG asks for them, see scan_fast.cu): results are bit-identical
+// from run to run.
 #include "scan.cuh"
 #include <stdio.h>
 #include <stdlib.h>
@@ -340,6 +341,7 @@ Plan make_plan(const imb_scan_geom *g, int has_z) {
     p.rb = cfg_int("rb", maxr);
     p.rb = p.rb < 1 ? 1 : p.rb > maxr ? maxr : p.rb;
     p.acc_smem = !(cfg_val("acc") && !strncmp(cfg_val("acc"), "global", 6));
+    p.atomics = cfg_int("atomics", 0) != 0;
     while ((p.smem_b = bwd_smem_bytes(a, p)) > (size_t)dv.smem) {
         if (p.acc_smem) p.acc_smem = 0;
         else if (p.rb > 1) p.rb--;
@@ -376,7 +378,7 @@ size_t states_floats(const imb_scan_geom *g, const Plan &p) {
 void fill_args(Args &a, const imb_scan_geom *g, const Plan &p) {
     a = geom_args(g);
     a.T = p.T, a.nc = p.nc, a.nw = p.nw, a.rf = p.rf, a.rb = p.rb;
-    a.tiles = p.tiles, a.rc = p.rc, a.acc_smem = p.acc_smem;
+    a.tiles = p.tiles, a.rc = p.rc, a.acc_smem = p.acc_smem, a.atomics = p.atomics;
 }
 
 }   // namespace
@@ -411,8 +413,9 @@ const char *imb_scan_cuda_plan(const imb_scan_geom *g, int has_z, char *buf, siz
     if (p.fast_b)
         snprintf(b, sizeof b,
                  "backward fast, %d channels/batch, %d states/round, %lld tiles of %lld channels, dB/dC in %s "
-                 "memory, %zu B shared",
-                 p.rb, p.nbb, (long long)p.tiles, (long long)p.rc, p.acc_smem ? "shared" : "global", p.smem_b);
+                 "memory%s, %zu B shared",
+                 p.rb, p.nbb, (long long)p.tiles, (long long)p.rc, p.acc_smem ? "shared" : "global",
+                 p.atomics && p.rb > 1 ? " (atomics)" : "", p.smem_b);
     else
         snprintf(b, sizeof b, "backward simple (%s)", why);
     snprintf(buf, n, "chunk %lld (%d warps x %d items) x %lld; %s; %s", (long long)p.T, p.nw, p.items, (long long)p.nc,

@@ -42,6 +42,7 @@ struct Args {
     int rf, rb;            // channels per block (forward) and per batch of a backward block
     int acc_smem;          // fast backward: dB/dC accumulators in shared (1) or global (0) memory
     int nb;                // fast kernels: states staged per round (the forward's or the backward's)
+    int atomics;           // fast backward: channel slots add dB/dC terms with atomics (not deterministic)
 };
 
 // Launch plan, chosen on the host from the shapes, the device and IMB_SCAN_KERNEL / IMB_SCAN_CFG.
@@ -52,7 +53,7 @@ struct Plan {
     int64_t T, nc, Lp;
     int rf, rb;
     int64_t tiles, rc;
-    int acc_smem;
+    int acc_smem, atomics;
     size_t smem_f, smem_b;    // dynamic shared memory of the fast kernels, bytes
 };
 

@@ -25,6 +25,8 @@
 //     summed through shared memory (slot order), then added into the block's accumulator [K, 2, N, Lp]
 //     (shared memory when it fits, else the block's own slice of global scratch). A second kernel sums
 //     the tiles of a group in tile order.
+//     (IMB_SCAN_CFG=atomics=1, off by default and not deterministic: the slots add their terms into the
+//     accumulators with atomics instead, saving the shared-memory round trip and a barrier per state.)
 //   - dA, dD, dbias: summed per channel (butterfly within warps, warps in order), written per (batch,
 //     channel) and summed over the batch in batch order by a second kernel.
 #include "scan.cuh"
@@ -284,14 +286,14 @@ __host__ __device__ inline BwdLayout bwd_layout(const Args &a, int items) {
     l.acc = a.acc_smem ? (int64_t)a.K * 2 * a.N * a.Lp : 0;
     l.stage = 2 * nb * items * (NT + 1);
     l.xwf = l.xwr = a.nw > 1 ? 2 * R * a.nw * 2 : 0;
-    l.xb = R > 1 ? 2 * R * 2 * items * NT : 0;
+    l.xb = R > 1 && !a.atomics ? 2 * R * 2 * items * NT : 0;
     l.dat = nb * R * NT;
     l.red = R * a.nw;
     l.das = R * a.K * a.N;
     l.pdb = R * a.K;
     l.h0 = R * nb;
     l.gc = 2 * R * nb;
-    l.spos = R > 1 ? items * NT : 0;
+    l.spos = R > 1 && !a.atomics ? items * NT : 0;
     l.total = l.rows + l.acc + l.stage + l.xwf + l.xwr + l.xb + l.dat + l.red + l.das + l.pdb + l.h0 + l.gc + l.spos;
     return l;
 }
@@ -367,7 +369,7 @@ __global__ void __launch_bounds__(kMaxThreads, 1) scan_bwd_kernel(Args a) {
                     for (int n = 0; n < nn; n++) dat[n * R * NT + tid] = 0.0f;
                     for (int64_t c = a.nc - 1; c >= 0; c--) {
                         __syncthreads();   // rows written; the previous chunk is done with the stage, carries
-                        stage_bc<ITEMS>(a, o, c, n0, Bg, Cg, stage, R > 1 ? spos : nullptr);
+                        stage_bc<ITEMS>(a, o, c, n0, Bg, Cg, stage, R > 1 && !a.atomics ? spos : nullptr);
                         for (int i = tid; i < R * nn; i += blockDim.x) {   // the chunk's saved boundary states
                             const int64_t r = i / nn, n = i % nn, dd = gi * a.cpg + cb + r;
                             h0s[r * nb + n] = c > 0 && cb + r < cend
@@ -476,13 +478,18 @@ __global__ void __launch_bounds__(kMaxThreads, 1) scan_bwd_kernel(Args a) {
                                         accB[(n0 + n) * Lp + ski(p[j])] += vB;
                                         accC[(n0 + n) * Lp + ski(p[j])] += vC;
                                     }
+                                } else if (a.atomics) {   // opt-in: the slots' order varies from run to run
+                                    if (p[j] >= 0) {
+                                        atomicAdd(&accB[(n0 + n) * Lp + ski(p[j])], vB);
+                                        atomicAdd(&accC[(n0 + n) * Lp + ski(p[j])], vC);
+                                    }
                                 } else {
                                     xbb[((slot * 2) * ITEMS + j) * NT + ct] = vB;
                                     xbb[((slot * 2 + 1) * ITEMS + j) * NT + ct] = vC;
                                 }
                             }
                             dat[n * R * NT + tid] += dA;
-                            if (R > 1) {   // the R channels' dB, dC terms, summed in slot order
+                            if (R > 1 && !a.atomics) {   // the R channels' dB, dC terms, summed in slot order
                                 __syncthreads();
                                 for (int e = tid; e < 2 * ITEMS * NT; e += blockDim.x) {
                                     const int which = e / (ITEMS * NT), jt = e % (ITEMS * NT), pp = spos[jt];
@@ -602,7 +609,7 @@ size_t fwd_smem_bytes(const Args &a, const Plan &p) {
 
 size_t bwd_smem_bytes(const Args &a, const Plan &p) {
     Args f = a;
-    f.nw = p.nw, f.rb = p.rb, f.nb = p.nbb, f.acc_smem = p.acc_smem, f.Lp = p.Lp;
+    f.nw = p.nw, f.rb = p.rb, f.nb = p.nbb, f.acc_smem = p.acc_smem, f.atomics = p.atomics, f.Lp = p.Lp;
     return sizeof(float) * (size_t)bwd_layout(f, p.items).total;
 }
 
