@@ -295,7 +295,7 @@ static int join_group(trainer *tr, char *err, size_t errn) {
 static void summary(const trainer *tr, const imb_metrics *m, int64_t step, double sps, double wall) {
     const imb_task_run *t = tr->t;
     printf("\n| task | backbone | params | steps |");
-    for (int i = 0; i < m->n; i++) printf(" val %s |", m->name[i]);
+    for (int i = 0; i < m->n; i++) printf(" %s%s |", strncmp(m->name[i], "val", 3) ? "val " : "", m->name[i]);
     printf(" train samples/s | wall s |\n|---|---|---|---|");
     for (int i = 0; i < m->n; i++) printf("---|");
     printf("---|---|\n| %s | %s | %lld | %lld |", tr->task->name, t->preset, (long long)count_params(t->ctx),
