@@ -171,9 +171,10 @@ static int capture(imb_graph *g, imb_step_fn fn, void *ud) {
     trace_reset(&g->cap);
     if (g->use == IMB_GRAPH_EMULATE) {
         ctx->trace = &g->cap;
-        int rc = run_eager(g, fn, ud);
-        ctx->trace = NULL;
-        if (rc) return -1;
+        int rc = fn(ctx, ud);
+        ctx->trace = NULL;   /* the fetch below is no part of the step's walk: a probe makes none */
+        if (rc || !imb_ok(ctx)) return imb_ok(ctx) ? imb_fail(ctx, "step: the step function failed") : -1;
+        if (imb_step_fetch(ctx)) return -1;
         g->exec = g;
         g->stats.captured++;
         return 1;
@@ -191,8 +192,8 @@ static int capture(imb_graph *g, imb_step_fn fn, void *ud) {
     ctx->graph_mode = IMB_GRAPH_CAPTURE;
     ctx->trace = &g->cap;
     int rc = fn(ctx, ud);
+    ctx->trace = NULL;   /* the fetch is captured but no part of the step's walk: a probe makes none */
     if (!rc && imb_ok(ctx)) imb_step_fetch(ctx);
-    ctx->trace = NULL;
     ctx->graph_mode = IMB_GRAPH_EAGER;
     ctx->act.frozen = 0;
     void *graph = NULL;
