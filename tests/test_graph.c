@@ -4,6 +4,7 @@
  * checks that a replay's probe touches nothing and that shape changes are caught. */
 #include "graphtoy.h"
 #include "softmax.h"
+#include "imagecls.h"
 #include "checkrun.h"
 
 static imb_ctx *cpu_ctx(void) {
@@ -113,6 +114,56 @@ START_TEST(same_sizes_other_shape_is_a_mismatch) {
 }
 END_TEST
 
+/* the image model (conv stem, class token, positions, ViT blocks): replays match, probes
+ * write nothing */
+typedef struct { imb_imagecls *m; imb_adamw opt; float x[3 * 3 * 8 * 8]; int32_t y[3]; } vit_ud;
+static int vit_step(imb_ctx *c, void *p) {
+    vit_ud *u = p;
+    imb_params_zero_grad(c);
+    imb_step_begin(c, 1);
+    imb_tensor *x = imb_input(c, IMB_F32, 4, IMB_SHAPE(3, 3, 8, 8), u->x);
+    imb_tensor *l = imb_cross_entropy(c, imb_imagecls_forward(c, u->m, x), imb_input(c, IMB_I32, 1, IMB_SHAPE(3), u->y), 0.1f);
+    imb_step_keep(c, 0, l);
+    imb_backward(c, l);
+    imb_grad_clip_async(c, 1.0f);
+    imb_adamw_apply(c, &u->opt);
+    return imb_ok(c) ? 0 : -1;
+}
+
+static void vit_run(imb_graph_use use, float *loss, imb_graph_stats *st) {
+    imb_ctx *c = cpu_ctx();
+    imb_backbone_cfg cfg;
+    char e[256];
+    ck_assert_msg(!imb_backbone_parse("vit-s:dim=16,depth=1,heads=2", &cfg, e, sizeof e), "%s", e);
+    vit_ud u;
+    u.m = imb_imagecls_create(c, &cfg, 3, 8, 4, 5);
+    ck_assert_msg(u.m && !imb_params_alloc(c), "%s", imb_error(c));
+    u.opt = imb_adamw_default(0.05f);
+    imb_graph *g = imb_graph_new(c, use, NULL, NULL);
+    for (int s = 0; s < 5; s++) {
+        for (int i = 0; i < 3 * 3 * 8 * 8; i++) u.x[i] = imb_rng_normal(3, (uint64_t)s, (uint64_t)i);
+        for (int i = 0; i < 3; i++) u.y[i] = (int32_t)imb_rng_below(4, (uint64_t)s, (uint64_t)i, 5);
+        ck_assert_int_eq(imb_adamw_prepare(c, &u.opt, 1e-3f), 0);
+        ck_assert_msg(!imb_graph_step(g, vit_step, &u), "%s", imb_error(c));
+        loss[s] = imb_step_result(c)->vals[0];
+    }
+    *st = *imb_graph_get_stats(g);
+    imb_graph_free(g);
+    imb_imagecls_free(u.m);
+    imb_ctx_free(c);
+}
+
+START_TEST(vit_probe_touches_nothing) {
+    float a[5], b[5];
+    imb_graph_stats sa, sb;
+    vit_run(IMB_GRAPH_OFF, a, &sa);
+    vit_run(IMB_GRAPH_EMULATE, b, &sb);
+    ck_assert_mem_eq(a, b, sizeof a);
+    ck_assert_int_eq(sb.replayed, 3);
+    ck_assert_int_eq(sb.probe_wrote, 0);
+}
+END_TEST
+
 /* the step block: kept values, the norm, the clip factor; a non-finite norm skips AdamW */
 START_TEST(step_block_clip_and_skip) {
     imb_ctx *c = cpu_ctx();
@@ -201,6 +252,7 @@ int main(void) {
     tcase_add_test(tc, graphs_are_for_cuda_contexts);
     tcase_add_test(tc, bad_label_inside_a_step);
     tcase_add_test(tc, same_sizes_other_shape_is_a_mismatch);
+    tcase_add_test(tc, vit_probe_touches_nothing);
     tcase_add_test(tc, step_block_clip_and_skip);
     tcase_add_test(tc, data_checks_on_the_cpu);
     tcase_add_test(tc, pinned_buffers);
