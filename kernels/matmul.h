@@ -1,4 +1,4 @@
-/* Matrix multiply (+bias, transposes, batched) and the linear layer; GEMM via cblas/cuBLAS. */
+/* Matrix multiply (+bias, transposes, batched) and the linear layer; GEMM via cblas/cuBLASLt. */
 #ifndef IMB_MATMUL_H
 #define IMB_MATMUL_H
 #include "ctx.h"
@@ -13,7 +13,7 @@
 imb_tensor *imb_matmul(imb_ctx *ctx, imb_tensor *a, imb_tensor *b, imb_tensor *bias, int ta, int tb);
 /* y = x wᵀ + bias with PyTorch's layout: x [..., in], w [out, in], bias [out] or NULL -> [..., out]
  * (on CUDA the bias is added by the GEMM's epilogue and its gradient summed by the weight
- * gradient's GEMM) */
+ * gradient's GEMM, where cuBLASLt has an algorithm for it; otherwise by our kernels) */
 imb_tensor *imb_linear(imb_ctx *ctx, imb_tensor *x, imb_tensor *w, imb_tensor *bias);
 /* y = act(x wᵀ + bias), one op: the pre-activation stays internal (no gradient buffer), the
  * bias rides the GEMM's epilogue, the activation is ours: cuBLASLt's GELU epilogue is the tanh
