@@ -93,7 +93,7 @@ imb_tensor *imb_linear(imb_ctx *ctx, imb_tensor *x, imb_tensor *w, imb_tensor *b
 
 /* ---- linear + activation ---- */
 
-static const char *const act_op[] = { "linear_gelu", "linear_silu", "linear_softplus" };
+static const char *const act_op[] = { "linear_gelu", "linear_silu", "linear_softplus", "linear_exp" };
 
 typedef struct {
     imb_tensor *x, *w, *bias, *out;
@@ -116,7 +116,7 @@ static void linear_act_backward(imb_ctx *ctx, void *p) {
 }
 
 imb_tensor *imb_linear_act(imb_ctx *ctx, imb_tensor *x, imb_tensor *w, imb_tensor *bias, imb_act_kind act) {
-    if ((int)act < 0 || (int)act > IMB_ACT_SOFTPLUS) return imb_fail(ctx, "linear_act: unknown activation %d", (int)act), NULL;
+    if ((int)act < 0 || (int)act >= (int)(sizeof act_op / sizeof *act_op)) return imb_fail(ctx, "linear_act: unknown activation %d", (int)act), NULL;
     const char *op = act_op[act];
     if (IMB_CHECK(ctx, op, x, w)) return NULL;
     if (bias && IMB_CHECK(ctx, op, bias)) return NULL;

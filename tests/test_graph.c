@@ -114,8 +114,8 @@ START_TEST(same_sizes_other_shape_is_a_mismatch) {
 }
 END_TEST
 
-/* the image model (conv stem, class token, positions, ViT blocks): replays match, probes
- * write nothing */
+/* the image model (conv stem, class token, positions, each mixer's blocks): replays match,
+ * probes write nothing */
 typedef struct { imb_imagecls *m; imb_adamw opt; float x[3 * 3 * 8 * 8]; int32_t y[3]; } vit_ud;
 static int vit_step(imb_ctx *c, void *p) {
     vit_ud *u = p;
@@ -130,11 +130,11 @@ static int vit_step(imb_ctx *c, void *p) {
     return imb_ok(c) ? 0 : -1;
 }
 
-static void vit_run(imb_graph_use use, float *loss, imb_graph_stats *st) {
+static void vit_run(const char *spec, imb_graph_use use, float *loss, imb_graph_stats *st) {
     imb_ctx *c = cpu_ctx();
     imb_backbone_cfg cfg;
     char e[256];
-    ck_assert_msg(!imb_backbone_parse("vit-s:dim=16,depth=1,heads=2", &cfg, e, sizeof e), "%s", e);
+    ck_assert_msg(!imb_backbone_parse(spec, &cfg, e, sizeof e), "%s", e);
     vit_ud u;
     u.m = imb_imagecls_create(c, &cfg, 3, 8, 4, 5);
     ck_assert_msg(u.m && !imb_params_alloc(c), "%s", imb_error(c));
@@ -153,11 +153,15 @@ static void vit_run(imb_graph_use use, float *loss, imb_graph_stats *st) {
     imb_ctx_free(c);
 }
 
-START_TEST(vit_probe_touches_nothing) {
+/* every mixer of the registry, smallest shapes */
+static const char *const specs[] = { "vit-s:dim=16,depth=1,heads=2", "linformer-nano:dim=16,depth=1,heads=2",
+                                     "vmamba-nano" };
+
+START_TEST(model_probes_touch_nothing) {
     float a[5], b[5];
     imb_graph_stats sa, sb;
-    vit_run(IMB_GRAPH_OFF, a, &sa);
-    vit_run(IMB_GRAPH_EMULATE, b, &sb);
+    vit_run(specs[_i], IMB_GRAPH_OFF, a, &sa);
+    vit_run(specs[_i], IMB_GRAPH_EMULATE, b, &sb);
     ck_assert_mem_eq(a, b, sizeof a);
     ck_assert_int_eq(sb.replayed, 3);
     ck_assert_int_eq(sb.probe_wrote, 0);
@@ -252,7 +256,7 @@ int main(void) {
     tcase_add_test(tc, graphs_are_for_cuda_contexts);
     tcase_add_test(tc, bad_label_inside_a_step);
     tcase_add_test(tc, same_sizes_other_shape_is_a_mismatch);
-    tcase_add_test(tc, vit_probe_touches_nothing);
+    tcase_add_loop_test(tc, model_probes_touch_nothing, 0, (int)(sizeof specs / sizeof *specs));
     tcase_add_test(tc, step_block_clip_and_skip);
     tcase_add_test(tc, data_checks_on_the_cpu);
     tcase_add_test(tc, pinned_buffers);
