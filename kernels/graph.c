@@ -249,6 +249,26 @@ static uint64_t state_print(const imb_ctx *ctx) {
     return sum_bytes(h, ctx->st->out, sizeof *ctx->st->out);
 }
 
+#ifdef IMB_HAVE_CUDA
+/* which of the context's buffers holds device address a (diagnostics of a stray launch) */
+static const char *buffer_name(const imb_ctx *ctx, uintptr_t a) {
+    const imb_params *ps = &ctx->params;
+    size_t pb = ps->total * sizeof(float);
+    struct { const void *base; size_t n; const char *name; } b[] = {
+        { ps->data, pb, "the parameters" }, { ps->grad, pb, "the parameter gradients" },
+        { ps->m, pb, "AdamW m" }, { ps->v, pb, "AdamW v" },
+        { ctx->st ? ctx->st->out : NULL, ctx->st ? sizeof *ctx->st->out : 0, "the step block" },
+    };
+    for (size_t i = 0; i < sizeof b / sizeof *b; i++)
+        if (b[i].base && a >= (uintptr_t)b[i].base && a < (uintptr_t)b[i].base + b[i].n) return b[i].name;
+    for (int i = 0; i < ctx->act.nblocks; i++) {
+        const imb_arena_block *k = &ctx->act.blocks[i];
+        if (a >= (uintptr_t)k->base && a < (uintptr_t)k->base + k->cap) return "the activation arena";
+    }
+    return "a buffer outside the context (backend scratch?)";
+}
+#endif
+
 static int replay(imb_graph *g, imb_step_fn fn, void *ud) {
     imb_ctx *ctx = g->ctx;
     uint64_t step0 = ctx->step, print = 0;
@@ -278,11 +298,13 @@ static int replay(imb_graph *g, imb_step_fn fn, void *ud) {
         void *graph = NULL;
         char end[256] = "", node[160] = "";
         int end_rc = imb_cuda_capture_end(&graph, end, sizeof end);
-        int64_t leaked = graph ? imb_cuda_graph_nodes(graph, node, sizeof node) : 0;
+        uintptr_t dst = 0;
+        int64_t leaked = graph ? imb_cuda_graph_nodes(graph, node, sizeof node, &dst) : 0;
         if (graph) imb_cuda_graph_destroy(graph);
         if (leaked > 0)
             snprintf(msg, sizeof msg, "%lld device operation(s) were launched outside the op dispatch during a replay check "
-                     "(first: %s); they would run twice", (long long)leaked, node);
+                     "(first: %s%s%s); they would run twice", (long long)leaked, node, dst ? " into " : "",
+                     dst ? buffer_name(ctx, dst) : "");
         else if (end_rc && !msg[0])
             snprintf(msg, sizeof msg, "replay check: %s", end);
     }

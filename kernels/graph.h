@@ -80,7 +80,7 @@ int imb_cuda_capture_broken(void);
 int imb_cuda_graph_instantiate(void *graph, void **exec, char *err, size_t errn);
 int imb_cuda_graph_launch(void *exec, char *err, size_t errn);
 /* Nodes in a graph; name gets the first kernel node's function name (or node type). */
-int64_t imb_cuda_graph_nodes(void *graph, char *name, size_t namen);
+int64_t imb_cuda_graph_nodes(void *graph, char *name, size_t namen, uintptr_t *dst);
 void imb_cuda_graph_destroy(void *graph);
 void imb_cuda_graph_exec_destroy(void *exec);
 /* Clears the runtime's last error (a broken capture leaves one behind). */

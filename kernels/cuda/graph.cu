@@ -89,7 +89,8 @@ static const char *node_kind(cudaGraphNodeType t) {
     }
 }
 
-int64_t imb_cuda_graph_nodes(void *graph, char *name, size_t namen) {
+int64_t imb_cuda_graph_nodes(void *graph, char *name, size_t namen, uintptr_t *dst) {
+    if (dst) *dst = 0;
     size_t n = 0;
     if (cudaGraphGetNodes((cudaGraph_t)graph, NULL, &n) != cudaSuccess) {
         cudaGetLastError();
@@ -102,6 +103,11 @@ int64_t imb_cuda_graph_nodes(void *graph, char *name, size_t namen) {
         if (cudaGraphGetNodes((cudaGraph_t)graph, nodes.data(), &n) == cudaSuccess && n &&
             cudaGraphNodeGetType(nodes[0], &t) == cudaSuccess) {
             snprintf(name, namen, "a %s", node_kind(t));
+            cudaMemsetParams mp;
+            if (t == cudaGraphNodeTypeMemset && cudaGraphMemsetNodeGetParams(nodes[0], &mp) == cudaSuccess) {
+                snprintf(name, namen, "a memset of %zu x %u bytes", mp.width * mp.height, mp.elementSize);
+                if (dst) *dst = (uintptr_t)mp.dst;
+            }
             cudaKernelNodeParams p;
             const char *fn = NULL;
             if (t == cudaGraphNodeTypeKernel && cudaGraphKernelNodeGetParams(nodes[0], &p) == cudaSuccess &&
