@@ -100,7 +100,10 @@ static int bench_res(const imb_cli *cli, const imb_backbone_cfg *cfg, int S, FIL
     if (imb_cli_precision(cli, b.ctx, err, errn)) goto out;
     b.graph = imb_graph_new(b.ctx, cli->no_graph ? IMB_GRAPH_OFF : IMB_GRAPH_ON, "--no-graph", stderr);
     if (!b.graph) { snprintf(err, errn, "bench: out of host memory"); goto out; }
-    b.m = imb_imagecls_create(b.ctx, cfg, b.C, S, cli->bench_patch, 1000);
+    /* the stems of the models the paper compares: ViT/Linformer patch 16 (timm), hierarchical
+     * backbones a stride-4 stem (VMamba, Swin) */
+    int patch = cli->bench_patch ? cli->bench_patch : cfg->nstages > 1 ? 4 : 16;
+    b.m = imb_imagecls_create(b.ctx, cfg, b.C, S, patch, 1000);
     if (!b.m || imb_params_alloc(b.ctx)) { snprintf(err, errn, "bench: %s", imb_error(b.ctx)); goto out; }
     size_t n = (size_t)b.B * b.C * S * S;
     /* pinned (CUDA): the input goes to the device by DMA, as the training loaders' batches do */

@@ -18,7 +18,8 @@ void imb_cli_help(FILE *f) {
 "  demo              train the embedded two-spirals MLP (no dataset needed)\n"
 "  bench             efficiency of --backbone in the image-classification model on random input:\n"
 "                    latency, inference and train-step throughput, memory, params, GFLOPs\n"
-"                    (--res 224,384,512 --batch 64 --reps 20 --warmup 5 --patch 16 --device D)\n"
+"                    (--res 224,384,512 --batch 64 --reps 20 --warmup 5 --device D; --patch P: stem stride,\n"
+"                    default 16 for single-stage backbones as timm's ViTs, 4 for hierarchical ones)\n"
 "\n"
 "options:\n"
 "  --task T          task name (harness list shows them)\n"
@@ -84,7 +85,7 @@ int imb_cli_parse(int argc, char **argv, imb_cli *cli, char *err, size_t errn) {
     cli->bench_batch = 64;
     cli->bench_reps = 20;
     cli->bench_warmup = 5;
-    cli->bench_patch = 16;
+    cli->bench_patch = 0;   /* per backbone: see bench.c */
     int i = 1;
     if (argc > 1 && argv[1][0] != '-' && !strchr(argv[1], '=')) {
         for (int k = 0; cmds[k]; k++)
