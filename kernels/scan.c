@@ -21,6 +21,9 @@ static void scan_backward(imb_ctx *ctx, void *p) {
     if (ctx->device == IMB_CUDA) {
         float *ws = imb_scratch(ctx, sizeof(float) * imb_scan_bwd_ws_cuda(&s->g, s->z != NULL));
         if (!ws) return;
+        if (ctx->trace) imb_trace_op(ctx, (uintptr_t)"imb_selective_scan_bwd_cuda");
+        if (ctx->graph_mode == IMB_GRAPH_PROBE) return;   /* a replay's host walk: nothing runs */
+        imb_cuda_enter(ctx);
         if (imb_selective_scan_bwd_cuda(imb_cuda_stream_handle(), &s->g, imb_g(s->u), imb_g(s->delta), imb_g(s->A),
                                         imb_g(s->B), imb_g(s->C), imb_g(s->D), imb_g(s->bias), imb_g(s->z), ws, s->fws,
                                         imb_gradf(s->out), imb_f32(s->u), imb_f32(s->delta), imb_f32(s->A),
@@ -91,11 +94,15 @@ imb_tensor *imb_selective_scan(imb_ctx *ctx, imb_tensor *u, imb_tensor *delta, i
         /* the workspace outlives the forward: with a backward to come it carries the chunk states */
         ws = imb_scratch(ctx, sizeof(float) * imb_scan_fwd_ws_cuda(&g));
         if (!ws) return NULL;
-        if (imb_selective_scan_fwd_cuda(imb_cuda_stream_handle(), &g, imb_f32(out), ws, out->grad != NULL, imb_f32(u),
-                                        imb_f32(delta), imb_f32(A), imb_f32(B), imb_f32(C), F32_OR_NULL(D),
-                                        F32_OR_NULL(delta_bias), F32_OR_NULL(z), F32_OR_NULL(mask)))
-            return imb_fail(ctx, "%s: %s", op, imb_scan_cuda_error()), NULL;
-        if (imb_device_check(ctx, op)) return NULL;
+        if (ctx->trace) imb_trace_op(ctx, (uintptr_t)"imb_selective_scan_fwd_cuda");
+        if (ctx->graph_mode != IMB_GRAPH_PROBE) {   /* a replay's host walk launches nothing */
+            imb_cuda_enter(ctx);
+            if (imb_selective_scan_fwd_cuda(imb_cuda_stream_handle(), &g, imb_f32(out), ws, out->grad != NULL,
+                                            imb_f32(u), imb_f32(delta), imb_f32(A), imb_f32(B), imb_f32(C),
+                                            F32_OR_NULL(D), F32_OR_NULL(delta_bias), F32_OR_NULL(z), F32_OR_NULL(mask)))
+                return imb_fail(ctx, "%s: %s", op, imb_scan_cuda_error()), NULL;
+            if (imb_device_check(ctx, op)) return NULL;
+        }
     } else
 #endif
     {
