@@ -11,8 +11,8 @@
 // NaN, as does the emulator's shared memory), and bit-identical results under every thread order
 // (determinism; a missing barrier shows up here). Cases cover both kernels, forced plans (chunks of
 // 128 or 256 steps so that L spans several chunks, 1 to 8 warps per channel, channel slots that do not
-// divide the group, dB/dC accumulators in global memory, tiles), shared memory too small for the fast
-// kernels, a forward of one kernel followed by the backward of the other, and the opt-in atomics (whose
+// divide the group, dB/dC accumulators and rows in global memory, tiles), shared memory too small for
+// the fast kernels, a forward of one kernel followed by the backward of the other, and the opt-in atomics (whose
 // results may differ in the last bits between thread orders: that case skips the bit-identity check).
 #include "cuda_runtime.h"
 #include "../kernels/cuda/scan.cu"
@@ -221,7 +221,9 @@ int main(int argc, char **argv) {
         { "simple fwd, fast bwd", 1, 4, 131, 3, 1, 4, 1, 131, 1, 1, 1, 1, 1, "nw=1,items=4", "simple", "fast", 0, 0 },
         { "fast fwd, simple bwd", 1, 4, 131, 3, 1, 2, 0, 0, 2, 1, 1, 1, 1, "nw=1,items=4", "fast", "simple", 0, 0 },
         { "small shared memory", 2, 8, 300, 4, 1, 4, 15, 20, 4, 1, 1, 1, 0, "", "fast", "fast", 24, 0 },
-        { "too small: simple fallback", 1, 4, 300, 2, 1, 2, 0, 0, 1, 1, 1, 1, 0, "", "fast", "fast", 4, 0 },
+        { "tiny smem: simple fwd, global bwd", 1, 4, 300, 2, 1, 2, 0, 0, 1, 1, 1, 1, 0, "", "fast", "fast", 4, 0 },
+        { "rows in global memory (forced)", 2, 10, 45, 3, 2, 4, 5, 9, 4, 1, 1, 1, 1, "rf=3,rb=3,rows=global", "fast", "fast", 0, 0 },
+        { "long rows: global (auto)", 1, 4, 1000, 2, 1, 4, 40, 25, 4, 1, 1, 1, 1, "", "fast", "fast", 24, 0 },
         { "dB/dC with atomics (opt-in)", 2, 10, 45, 3, 2, 4, 5, 9, 4, 1, 1, 1, 1, "rf=3,rb=3,atomics=1", "fast", "fast", 0, 1 },
     };
     int fails = 0, n = 0;

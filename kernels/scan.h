@@ -59,8 +59,8 @@ void imb_selective_scan_bwd_cpu(const imb_scan_geom *g, float *du, float *ddelta
  * The fast kernels scan chunks in shared memory and fuse the directions; shapes whose rows do not fit
  * in shared memory, and every call while IMB_SCAN_KERNEL=simple is set, run the simple kernels (one
  * thread per (batch, channel), as the CPU reference). IMB_SCAN_CFG ("nw=4,items=7,rf=2,rb=1,tiles=3,
- * acc=global") overrides the fast plan, for tuning. Both variables are read at every call: change
- * them only between steps. Deterministic: no atomics.
+ * acc=global,rows=global,atomics=1") overrides the fast plan, for tuning. Both variables are read at
+ * every call: change them only between steps. Deterministic: no atomics (unless atomics=1).
  * Return 0, or -1 with the reason in imb_scan_cuda_error() (a bad size or a failed launch; a kernel's
  * own failure shows up at the next synchronising call). */
 size_t imb_scan_fwd_ws_cuda(const imb_scan_geom *g);

@@ -4,8 +4,8 @@
  * issue tracks it); any other difference or error fails.
  * The selective-scan cases run again under other plans of the CUDA scan (kernels/scan.h):
  * short chunks, so that the sequences span several chunks with a partial last one, more warps
- * per channel, channel slots that do not divide the group, accumulators in global memory, and
- * the simple kernels. An argument runs only the cases whose name starts with it (for the
+ * per channel, channel slots that do not divide the group, accumulators and rows in global
+ * memory, and the simple kernels. An argument runs only the cases whose name starts with it (for the
  * sanitizers: test_parity scan). */
 #include "optest.h"
 #include "mem.h"
@@ -17,7 +17,7 @@
 static const char *const scan_passes[][2] = {
     { "nw=1,items=4,rf=3,rb=3", NULL },
     { "nw=2,items=4,rb=2,acc=global,tiles=2", NULL },
-    { "nw=4,items=7,rf=1,rb=1", NULL },
+    { "nw=4,items=7,rf=1,rb=1,rows=global", NULL },
     { NULL, "simple" },
 };
 

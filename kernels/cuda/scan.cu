@@ -259,7 +259,8 @@ Device device_props() {
     return dv;
 }
 
-// The value of key in IMB_SCAN_CFG ("nw=4,items=7,rf=2,rb=1,tiles=3,acc=global"), or NULL.
+// The value of key in IMB_SCAN_CFG ("nw=4,items=7,rf=2,rb=1,tiles=3,acc=global,rows=global,atomics=1"),
+// or NULL.
 const char *cfg_val(const char *key) {
     const char *s = getenv("IMB_SCAN_CFG");
     const size_t kl = strlen(key);
@@ -340,12 +341,15 @@ Plan make_plan(const imb_scan_geom *g, int has_z) {
     if (p.nbb > (nbcap + 1) / 2) p.nbb = (int)((nbcap + 1) / 2);
     p.rb = cfg_int("rb", maxr);
     p.rb = p.rb < 1 ? 1 : p.rb > maxr ? maxr : p.rb;
-    p.acc_smem = !(cfg_val("acc") && !strncmp(cfg_val("acc"), "global", 6));
+    const int acc0 = !(cfg_val("acc") && !strncmp(cfg_val("acc"), "global", 6)), rb0 = p.rb, nbb0 = p.nbb;
+    p.acc_smem = acc0;
     p.atomics = cfg_int("atomics", 0) != 0;
+    p.rows_global = cfg_val("rows") && !strncmp(cfg_val("rows"), "global", 6);
     while ((p.smem_b = bwd_smem_bytes(a, p)) > (size_t)dv.smem) {
         if (p.acc_smem) p.acc_smem = 0;
         else if (p.rb > 1) p.rb--;
         else if (p.nbb > 1) p.nbb = (p.nbb + 1) / 2;
+        else if (!p.rows_global) p.rows_global = 1, p.acc_smem = acc0, p.rb = rb0, p.nbb = nbb0;   // long rows
         else break;
     }
     // a row of the sequence that does not fit in shared memory: the simple kernels for that pass
@@ -378,7 +382,7 @@ size_t states_floats(const imb_scan_geom *g, const Plan &p) {
 void fill_args(Args &a, const imb_scan_geom *g, const Plan &p) {
     a = geom_args(g);
     a.T = p.T, a.nc = p.nc, a.nw = p.nw, a.rf = p.rf, a.rb = p.rb;
-    a.tiles = p.tiles, a.rc = p.rc, a.acc_smem = p.acc_smem, a.atomics = p.atomics;
+    a.tiles = p.tiles, a.rc = p.rc, a.acc_smem = p.acc_smem, a.atomics = p.atomics, a.rows_global = p.rows_global;
 }
 
 }   // namespace
@@ -395,10 +399,18 @@ size_t imb_scan_fwd_ws_cuda(const imb_scan_geom *g) {
     return states_floats(g, p) + (size_t)(g->Bt * g->Dm * g->N);
 }
 
+// the fast backward's per-block rows in global memory, floats (0 when they are in shared memory)
+static size_t rows_floats(const imb_scan_geom *g, const Plan &p, int has_z) {
+    if (!p.rows_global) return 0;
+    const int64_t nrows = 5 + (has_z != 0) + (g->K > 1);
+    return (size_t)(g->Bt * g->G * p.tiles * p.rb * nrows * p.Lp);
+}
+
 size_t imb_scan_bwd_ws_cuda(const imb_scan_geom *g, int has_z) {
     const Plan p = make_plan(g, has_z);
     if (!p.fast_b) return (size_t)(g->Bt * g->Dm * simple_stride(g->N, g->L, g->K));
-    return (size_t)(g->Bt * g->G * p.tiles * g->K * 2 * g->N * p.Lp + g->Bt * g->K * g->Dm * (g->N + 2));
+    return (size_t)(g->Bt * g->G * p.tiles * g->K * 2 * g->N * p.Lp + g->Bt * g->K * g->Dm * (g->N + 2)) +
+           rows_floats(g, p, has_z);
 }
 
 const char *imb_scan_cuda_plan(const imb_scan_geom *g, int has_z, char *buf, size_t n) {
@@ -412,10 +424,10 @@ const char *imb_scan_cuda_plan(const imb_scan_geom *g, int has_z, char *buf, siz
         snprintf(f, sizeof f, "forward simple (%s)", why);
     if (p.fast_b)
         snprintf(b, sizeof b,
-                 "backward fast, %d channels/batch, %d states/round, %lld tiles of %lld channels, dB/dC in %s "
-                 "memory%s, %zu B shared",
-                 p.rb, p.nbb, (long long)p.tiles, (long long)p.rc, p.acc_smem ? "shared" : "global",
-                 p.atomics && p.rb > 1 ? " (atomics)" : "", p.smem_b);
+                 "backward fast, %d channels/batch, %d states/round, %lld tiles of %lld channels, rows in %s and "
+                 "dB/dC in %s memory%s, %zu B shared",
+                 p.rb, p.nbb, (long long)p.tiles, (long long)p.rc, p.rows_global ? "global" : "shared",
+                 p.acc_smem ? "shared" : "global", p.atomics && p.rb > 1 ? " (atomics)" : "", p.smem_b);
     else
         snprintf(b, sizeof b, "backward simple (%s)", why);
     snprintf(buf, n, "chunk %lld (%d warps x %d items) x %lld; %s; %s", (long long)p.T, p.nw, p.items, (long long)p.nc,
@@ -470,6 +482,7 @@ int imb_selective_scan_bwd_cuda(void *stream, const imb_scan_geom *g, float *du,
     }
     a.q = ws;
     a.pp = ws + g->Bt * g->G * p.tiles * g->K * 2 * g->N * p.Lp;
+    a.rowsg = rows_floats(g, p, z != nullptr) ? a.pp + g->Bt * g->K * g->Dm * (g->N + 2) : nullptr;
     if (const char *e = launch_bwd_fast(a, p, st)) return fail("%s", e);
     if ((dA || dD || dbias) &&
         launch_flat(fast_reduce_params, g->K * g->Dm * (g->N + 2), st, a, "selective scan backward (dA)"))

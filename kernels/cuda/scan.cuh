@@ -43,6 +43,8 @@ struct Args {
     int acc_smem;          // fast backward: dB/dC accumulators in shared (1) or global (0) memory
     int nb;                // fast kernels: states staged per round (the forward's or the backward's)
     int atomics;           // fast backward: channel slots add dB/dC terms with atomics (not deterministic)
+    int rows_global;       // fast backward: the channels' rows in rowsg, not in shared memory (long L)
+    float *rowsg;          // fast backward: [blocks, R, nrows, Lp] when rows_global
 };
 
 // Launch plan, chosen on the host from the shapes, the device and IMB_SCAN_KERNEL / IMB_SCAN_CFG.
@@ -53,7 +55,7 @@ struct Plan {
     int64_t T, nc, Lp;
     int rf, rb;
     int64_t tiles, rc;
-    int acc_smem, atomics;
+    int acc_smem, atomics, rows_global;
     size_t smem_f, smem_b;    // dynamic shared memory of the fast kernels, bytes
 };
 

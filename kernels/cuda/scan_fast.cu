@@ -16,7 +16,8 @@
 // and directions are separated by barriers. B and C of the current chunk and block of NB states are
 // staged in shared memory as [n][item][thread], so a warp reads 32 consecutive floats.
 //
-// Backward. Per direction the chunks run from last to first: each is recomputed from its saved
+// Backward. (A sequence whose rows do not fit in shared memory keeps them in a per-block slice of global
+// scratch instead: the backward has few blocks, about one wave.) Per direction the chunks run from last to first: each is recomputed from its saved
 // boundary state (forward replay of the chunk), then a suffix scan of the adjoint X_s = a_s (gy_s C_s +
 // X_{s+1}) runs over items, lanes and warps, with the adjoint carried into the previous chunk. Per-token
 // sums over the states (S1 = sum G B, S2 = sum G h_prev a A, the pre-gate output for dz) go to shared
@@ -282,7 +283,7 @@ __host__ __device__ inline BwdLayout bwd_layout(const Args &a, int items) {
     BwdLayout l;
     const int64_t NT = a.nw * 32, R = a.rb, nb = a.nb;
     l.nrows = 5 + (a.z != nullptr) + (a.K > 1);
-    l.rows = R * l.nrows * a.Lp;
+    l.rows = a.rows_global ? 0 : R * l.nrows * a.Lp;
     l.acc = a.acc_smem ? (int64_t)a.K * 2 * a.N * a.Lp : 0;
     l.stage = 2 * nb * items * (NT + 1);
     l.xwf = l.xwr = a.nw > 1 ? 2 * R * a.nw * 2 : 0;
@@ -312,7 +313,8 @@ __global__ void __launch_bounds__(kMaxThreads, 1) scan_bwd_kernel(Args a) {
     const int Lp = (int)a.Lp;   // shared-memory (and accumulator-slice) offsets are 32-bit
     const bool hz = a.z != nullptr, hk = K > 1;
     const BwdLayout lay = bwd_layout(a, ITEMS);
-    float *ru = sm + slot * (int)lay.nrows * Lp, *rgy = ru + Lp, *rdt = rgy + Lp, *rs1 = rdt + Lp,
+    float *rows = a.rows_global ? a.rowsg + (int64_t)blockIdx.x * R * lay.nrows * Lp : sm;
+    float *ru = rows + slot * (int)lay.nrows * Lp, *rgy = ru + Lp, *rdt = rgy + Lp, *rs1 = rdt + Lp,
           *rs2 = rs1 + Lp, *rys = hz ? rs2 + Lp : nullptr, *rdu = hk ? rs2 + Lp * (1 + hz) : nullptr;
     const int64_t accn = (int64_t)K * 2 * N * Lp;
     float *const qslice = a.q + ((b * a.G + gi) * a.tiles + tile) * accn;
@@ -610,6 +612,7 @@ size_t fwd_smem_bytes(const Args &a, const Plan &p) {
 size_t bwd_smem_bytes(const Args &a, const Plan &p) {
     Args f = a;
     f.nw = p.nw, f.rb = p.rb, f.nb = p.nbb, f.acc_smem = p.acc_smem, f.atomics = p.atomics, f.Lp = p.Lp;
+    f.rows_global = p.rows_global;
     return sizeof(float) * (size_t)bwd_layout(f, p.items).total;
 }
 
