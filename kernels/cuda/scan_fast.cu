@@ -46,7 +46,7 @@ __device__ __forceinline__ float *dyn_smem() {
 #endif
 }
 
-// 2^x; the hardware's approximation (2 ulp) on the GPU. A is pre-scaled by log2(e).
+// 2^x; the hardware's approximation (2 ulp) on the GPU.
 __device__ __forceinline__ float ex2(float x) {
 #ifdef IMB_CUDA_EMU
     return exp2f(x);
@@ -57,9 +57,26 @@ __device__ __forceinline__ float ex2(float x) {
 #endif
 }
 
+// exp(x) on the MUFU pipe without the error of rounding x*log2(e): that product's rounding error,
+// |x| * 2^-24 in the exponent, dominated over long sequences (the GPU parity run saw 1e-5 at L = 2112).
+// hi + lo = x * log2(e) to ~2^-48; exp(x) = 2^hi * 2^lo with 2^lo ~ 1 + lo ln 2.
+__device__ __forceinline__ float exp_acc(float x) {
+    const float hi = x * kLog2e, lo = fmaf(x, kLog2e, -hi) + x * 1.9259629911e-8f;   // log2(e) - kLog2e
+    return ex2(hi) * fmaf(lo, 0.6931471805599453f, 1.0f);
+}
+
 __device__ __forceinline__ float shfl_up(float v, int o) { return __shfl_up_sync(0xffffffffu, v, o); }
 __device__ __forceinline__ float shfl_down(float v, int o) { return __shfl_down_sync(0xffffffffu, v, o); }
 __device__ __forceinline__ float shfl_idx(float v, int l) { return __shfl_sync(0xffffffffu, v, l); }
+
+// pos_of() in 32-bit arithmetic (L < 2^30 is checked on the host): 64-bit division costs ~5x more, and
+// the staging loop divides once per step
+__device__ __forceinline__ int pos32(const Args &a, int o, int s) {
+    const int L = (int)a.L, H = (int)a.H;
+    if (o & 2) s = L - 1 - s;
+    if (o & 1) return (s % H) * (int)a.W + s / H;
+    return s;
+}
 
 // sk() with 32-bit arithmetic, for shared-memory indices (64-bit index math costs registers per item)
 __device__ __forceinline__ int ski(int p) { return p + (p >> 5); }
@@ -108,7 +125,7 @@ __device__ void stage_bc(const Args &a, int o, int64_t c, int n0, const float *B
     const int NT = a.nw * 32, NTp = NT + 1, T = (int)a.T, nb = a.nb;
     for (int i = threadIdx.x; i < T; i += blockDim.x) {
         const int64_t s = c * a.T + i;
-        const int64_t p = s < a.L ? pos_of(a, o, s) : -1;
+        const int p = s < a.L ? pos32(a, o, (int)s) : -1;
         const int j = i % ITEMS, t = i / ITEMS;
         float *dst = stage + j * NTp + t;
         for (int n = 0; n < nb; n++) {
@@ -168,6 +185,7 @@ __global__ void __launch_bounds__(kMaxThreads, 3) scan_fwd_kernel(Args a) {
     float *ru = sm + slot * 3 * Lp, *rdt = ru + Lp, *ry = rdt + Lp;
     float *stage = sm + lay.rows, *xw = stage + lay.stage, *carry = xw + lay.xw;
 
+#pragma unroll 4
     for (int64_t i = ct; i < L; i += NT) {
         ru[sk(i)] = active ? a.u[row + i] : 0.0f;
         ry[sk(i)] = 0.0f;
@@ -177,6 +195,7 @@ __global__ void __launch_bounds__(kMaxThreads, 3) scan_fwd_kernel(Args a) {
         const int o = order_of(a.dirs, k), st = set_of(a.K, k);
         if (a.K > 1) {
             __syncthreads();   // the previous direction is done reading the previous set's dt
+#pragma unroll 4
             for (int64_t i = ct; i < L; i += NT) rdt[sk(i)] = active ? dt_at(a, b, st, d, i) : 0.0f;
         }
         const float *Bg = a.B + grp_off(a, b, st, gi), *Cg = a.C + grp_off(a, b, st, gi);
@@ -201,12 +220,12 @@ __global__ void __launch_bounds__(kMaxThreads, 3) scan_fwd_kernel(Args a) {
                 float *cout = carry + (((c + 1) & 1) * R + slot) * nb;
 #pragma unroll 1
                 for (int n = 0; n < nn; n++) {
-                    const float A2 = active ? Ar[n0 + n] * kLog2e : 0.0f, h0 = c > 0 ? cin[n] : 0.0f;
+                    const float An = active ? Ar[n0 + n] : 0.0f, h0 = c > 0 ? cin[n] : 0.0f;
                     const float *Bs = stage + n * ITEMS * NTp + ct, *Cs = stage + (nb + n) * ITEMS * NTp + ct;
                     float av[ITEMS], bv[ITEMS];
 #pragma unroll
                     for (int j = 0; j < ITEMS; j++) {
-                        av[j] = ex2(dt[j] * A2);
+                        av[j] = exp_acc(dt[j] * An);
                         bv[j] = dtu[j] * Bs[j * NTp];
                     }
                     float ag = av[0], bg = bv[0];
@@ -395,14 +414,14 @@ __global__ void __launch_bounds__(kMaxThreads, 1) scan_bwd_kernel(Args a) {
                         float *gout = gc + (((c + 1) & 1) * R + slot) * nb;
 #pragma unroll 1
                         for (int n = 0; n < nn; n++) {
-                            const float An = active ? Ar[n0 + n] : 0.0f, A2 = An * kLog2e;
+                            const float An = active ? Ar[n0 + n] : 0.0f;
                             const float *Bs = stage + n * ITEMS * NTp + ct, *Cs = stage + (nb + n) * ITEMS * NTp + ct;
                             float av[ITEMS], hs[ITEMS], bj[ITEMS], beta[ITEMS];
 #pragma unroll
                             for (int j = 0; j < ITEMS; j++) {
                                 bj[j] = Bs[j * NTp];
                                 beta[j] = gy[j] * Cs[j * NTp];
-                                av[j] = ex2(dt[j] * A2);
+                                av[j] = exp_acc(dt[j] * An);
                             }
                             // recompute the chunk's states from its saved boundary state
                             float ag = av[0], bg = dtu[0] * bj[0];
