@@ -1,13 +1,15 @@
-/* Pointwise activations: GELU (exact erf), SiLU, softplus (PyTorch threshold 20). */
+/* Pointwise activations: GELU (exact erf), SiLU, softplus (PyTorch threshold 20), exp. */
 #ifndef IMB_ACTIVATION_H
 #define IMB_ACTIVATION_H
 #include "ctx.h"
 
-typedef enum { IMB_ACT_GELU = 0, IMB_ACT_SILU = 1, IMB_ACT_SOFTPLUS = 2 } imb_act_kind;
+typedef enum { IMB_ACT_GELU = 0, IMB_ACT_SILU = 1, IMB_ACT_SOFTPLUS = 2, IMB_ACT_EXP = 3 } imb_act_kind;
 
 imb_tensor *imb_gelu(imb_ctx *ctx, imb_tensor *x);
 imb_tensor *imb_silu(imb_ctx *ctx, imb_tensor *x);
 imb_tensor *imb_softplus(imb_ctx *ctx, imb_tensor *x);
+/* e^x (Mamba's A = -exp(A_log)) */
+imb_tensor *imb_exp(imb_ctx *ctx, imb_tensor *x);
 imb_tensor *imb_activation(imb_ctx *ctx, imb_tensor *x, imb_act_kind kind);
 
 /* Raw kernels: out, x, dx, dout [n]; backward adds into dx. */

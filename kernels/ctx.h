@@ -19,7 +19,11 @@ typedef struct imb_tape { imb_tape_entry *e; int n, cap; } imb_tape;
 
 typedef enum {
     IMB_INIT_ZEROS, IMB_INIT_ONES, IMB_INIT_CONST, IMB_INIT_NORMAL, IMB_INIT_TRUNC_NORMAL,
-    IMB_INIT_UNIFORM, IMB_INIT_IDENTITY
+    IMB_INIT_UNIFORM, IMB_INIT_IDENTITY,
+    /* Mamba's SSM parameters: A_log [.., N] = log(1..N) along the last dim (S4D-real, so
+     * A = -exp(A_log) = -(1..N)); dt bias = softplus^-1(dt) with dt log-uniform in
+     * [0.001, 0.1], floored at 1e-4 (mamba_simple.py's dt_min, dt_max, dt_init_floor) */
+    IMB_INIT_SSM_A_LOG, IMB_INIT_SSM_DT_BIAS
 } imb_init;
 
 typedef struct imb_param {

@@ -32,9 +32,9 @@ typedef struct {
 } imb_scan_geom;
 
 /* Floats of scratch the raw CPU kernels need: forward per (batch, channel) a state [N] and the
- * K sets' dt [K, L]; backward per (batch, channel) the recomputed states [N, L], the dB, dC
- * partials [2, K, N, L], dt and ddt [K, L] each, one [L] row, the state adjoint [N], the dA
- * partials [K, N] and the dD, dbias partials [2, K]. */
+ * K sets' dt [K, L]; backward per (batch, channel) the recomputed states and decays [2, N, L],
+ * the dB, dC partials [2, K, N, L], dt and ddt [K, L] each, one [L] row, the state adjoint [N],
+ * the dA partials [K, N] and the dD, dbias partials [2, K]. */
 size_t imb_scan_fwd_ws(const imb_scan_geom *g);
 size_t imb_scan_bwd_ws(const imb_scan_geom *g);
 

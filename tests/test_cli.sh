@@ -21,6 +21,8 @@ expect() {
 expect 0 "usage: harness" --help
 expect 0 "vit-nano vit-t vit-s vit-b" list
 expect 0 "train.lr" list
+expect 0 "vmamba-nano vmamba-t vmamba-s vmamba-b" list
+expect 0 "mlp_ratio d_state ssm_ratio dt_rank directions ssm_init" list
 expect 1 "unknown task 'nope'; valid: imagenet food101 food11 mnist" --task nope --backbone vit-nano
 expect 1 "unknown backbone 'resnet'; valid: vit-nano" --task mnist --backbone resnet --synth
 expect 1 "unknown backbone option 'depht'" --task mnist --backbone vit-nano:depht=2 --synth --out "$out"
@@ -36,11 +38,16 @@ mkdir -p "$out/empty/train" "$out/empty/val"
 expect 1 "$out/empty" --task imagenet --backbone vit-nano --data "$out/empty"
 expect 0 "| vit-nano | 28 | 4 |" bench --backbone vit-nano:dim=16,depth=1,heads=2 --res 28 --batch 4 --reps 2 --warmup 0 --patch 7
 expect 1 "bench needs --backbone" bench
+# 28.7M parameters: the 2x2 merging pads the odd grids of the default patch 16 (224: 14, 7, 4, 2)
+expect 0 "| vmamba-t | 32 | 1 | 28.7" bench --backbone vmamba-t --res 32 --batch 1 --reps 1 --warmup 0 --patch 4
+expect 0 "| vmamba-nano | 48 | 2 |" bench --backbone vmamba-nano --res 48 --batch 2 --reps 1 --warmup 0
 expect 1 "--res 2x: expected" bench --backbone vit-nano --res 2x
 expect 1 "size a multiple of patch" bench --backbone vit-nano --res 30 --patch 7 --batch 2 --reps 1
 # an off-protocol override is recorded in the run record
 expect 0 "val top-1" --task mnist --backbone vit-nano:dim=16,depth=1,heads=2 --synth --protocol synth --out "$out" train.lr=2e-3
 grep -q '"off_protocol":true' "$out/runs.jsonl" && grep -q '"train.lr=0.002"' "$out/runs.jsonl" \
     && echo "ok: record marks train.lr=2e-3 off-protocol" || { echo "FAIL: record"; cat "$out/runs.jsonl"; fails=$((fails + 1)); }
+# the VMamba backbone end to end: a few steps on generated MNIST-layout data
+expect 0 "| mnist | vmamba-nano |" --task mnist --backbone vmamba-nano --synth --protocol synth --out "$out"
 echo "cli: $fails failed"
 exit $fails

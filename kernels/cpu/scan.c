@@ -15,34 +15,54 @@ static inline int scan_order(int dirs, int k) { return dirs == 2 ? 2 * k : k; }
 /* the parameter set direction k reads */
 static inline int scan_set(const imb_scan_geom *g, int k) { return g->K == 1 ? 0 : k; }
 
-/* token position of the s-th element scanned in order o */
-static inline int64_t scan_pos(const imb_scan_geom *g, int o, int64_t s) {
-    if (o & 2) s = g->L - 1 - s;
-    if (o & 1) return (s % g->H) * g->W + s / g->H;   /* column-major: s walks down a column first */
-    return s;
-}
-
 /* offset of the [N, L] B/C block of (batch b, set s, group gi) */
 static inline int64_t grp_off(const imb_scan_geom *g, int64_t b, int s, int64_t gi) {
     return ((b * g->K + s) * g->G + gi) * g->N * g->L;
 }
 
+/* The token position order o visits at scan index s: with q = s (q = L-1-s when reversed), token
+ * q itself (row-major) or, column-major, the token at row q % H, column q / H (a column is walked
+ * first): position (q % H) * W + q / H. The walk keeps q and that (row, column) and steps them
+ * by one, so no step divides. */
+typedef struct { int64_t q, r, c; } scan_walk;
+
+static inline scan_walk walk_at(const imb_scan_geom *g, int o, int64_t s) {
+    int64_t q = (o & 2) ? g->L - 1 - s : s;
+    return (scan_walk){ q, q % g->H, q / g->H };
+}
+
+static inline int64_t walk_pos(const imb_scan_geom *g, int o, const scan_walk *w) {
+    return (o & 1) ? w->r * g->W + w->c : w->q;
+}
+
+/* to scan index s + ds, ds = +1 or -1 */
+static inline void walk_step(const imb_scan_geom *g, int o, scan_walk *w, int ds) {
+    int64_t dq = (o & 2) ? -ds : ds;
+    w->q += dq;
+    w->r += dq;
+    if (w->r == g->H) w->r = 0, w->c++;
+    else if (w->r < 0) w->r = g->H - 1, w->c--;
+}
+
 /* One direction of one (batch, channel): runs the recurrence from a zero state. Adds the
- * C.h readout into y (when non-NULL) and stores every state into hs [L, N] (when non-NULL).
- * The forward and the backward's recompute both come here, so they agree bit for bit. */
+ * C.h readout into y (when non-NULL); stores every state into hs [L, N] and every decay
+ * exp(dt A) into as [L, N] (when non-NULL) for the backward. The forward and the backward's
+ * recompute both come here, so they agree bit for bit. */
 static void scan_dir(const imb_scan_geom *g, int o, const float *u, const float *dt, const float *Ad,
-                     const float *Bg, const float *Cg, float *h, float *hs, float *y) {
+                     const float *Bg, const float *Cg, float *h, float *hs, float *as, float *y) {
     const int64_t N = g->N, L = g->L;
     for (int64_t n = 0; n < N; n++) h[n] = 0.0f;
-    for (int64_t s = 0; s < L; s++) {
-        int64_t p = scan_pos(g, o, s);
+    scan_walk w = walk_at(g, o, 0);
+    for (int64_t s = 0; s < L; s++, walk_step(g, o, &w, 1)) {
+        int64_t p = walk_pos(g, o, &w);
         float dtu = dt[p] * u[p];
         double acc = 0.0;
         for (int64_t n = 0; n < N; n++) {
-            h[n] = expf(dt[p] * Ad[n]) * h[n] + dtu * Bg[n * L + p];
+            float a = expf(dt[p] * Ad[n]);
+            h[n] = a * h[n] + dtu * Bg[n * L + p];
             acc += (double)Cg[n * L + p] * h[n];
+            if (hs) hs[s * N + n] = h[n], as[s * N + n] = a;
         }
-        if (hs) memcpy(hs + s * N, h, sizeof *h * (size_t)N);
         if (y) y[p] += (float)acc;
     }
 }
@@ -54,6 +74,7 @@ size_t imb_scan_fwd_ws(const imb_scan_geom *g) { return (size_t)(g->Bt * g->Dm *
 /* the backward's per-(batch, channel) scratch */
 typedef struct {
     float *hs;     /* [L, N] states of the direction being differentiated */
+    float *as;     /* [L, N] its decays exp(dt A) */
     float *dBp;    /* [K, N, L] */
     float *dCp;    /* [K, N, L] */
     float *dt;     /* [K, L] */
@@ -66,7 +87,7 @@ typedef struct {
 
 static int64_t bwd_stride(const imb_scan_geom *g) {
     const int64_t N = g->N, L = g->L, K = g->K;
-    return N * L + 2 * K * N * L + 2 * K * L + L + N + K * N + 2 * K;
+    return 2 * N * L + 2 * K * N * L + 2 * K * L + L + N + K * N + 2 * K;
 }
 size_t imb_scan_bwd_ws(const imb_scan_geom *g) { return (size_t)(g->Bt * g->Dm * bwd_stride(g)); }
 
@@ -74,7 +95,8 @@ static bwd_ws bwd_slice(const imb_scan_geom *g, float *ws, int64_t b, int64_t d)
     const int64_t N = g->N, L = g->L, K = g->K;
     bwd_ws w;
     w.hs = ws + (b * g->Dm + d) * bwd_stride(g);
-    w.dBp = w.hs + N * L;
+    w.as = w.hs + N * L;
+    w.dBp = w.as + N * L;
     w.dCp = w.dBp + K * N * L;
     w.dt = w.dCp + K * N * L;
     w.ddt = w.dt + K * L;
@@ -85,8 +107,9 @@ static bwd_ws bwd_slice(const imb_scan_geom *g, float *ws, int64_t b, int64_t d)
     return w;
 }
 
-/* dt [K, L] and the pre-gate output (the D skips plus every direction) of one (batch, channel) */
-static void fwd_row(const imb_scan_geom *g, int64_t b, int64_t d, float *h, float *dt, float *y, const float *u,
+/* dt [K, L] and, when y is non-NULL, the pre-gate output (the D skips plus every direction) of
+ * one (batch, channel); returns the sum of the sets' D */
+static float fwd_row(const imb_scan_geom *g, int64_t b, int64_t d, float *h, float *dt, float *y, const float *u,
                     const float *delta, const float *A, const float *B, const float *C, const float *D,
                     const float *bias, const float *mask) {
     const int64_t L = g->L, N = g->N, Dm = g->Dm, gi = d / (Dm / g->G);
@@ -101,12 +124,14 @@ static void fwd_row(const imb_scan_geom *g, int64_t b, int64_t d, float *h, floa
             dt[s * L + p] = mask ? mask[b * L + p] * sp : sp;
         }
     }
+    if (!y) return Dsum;
     for (int64_t p = 0; p < L; p++) y[p] = Dsum * u[row + p];
     for (int k = 0; k < g->dirs; k++) {
         int s = scan_set(g, k);
         scan_dir(g, scan_order(g->dirs, k), u + row, dt + s * L, A + (s * Dm + d) * N, B + grp_off(g, b, s, gi),
-                 C + grp_off(g, b, s, gi), h, NULL, y);
+                 C + grp_off(g, b, s, gi), h, NULL, NULL, y);
     }
+    return Dsum;
 }
 
 void imb_selective_scan_fwd_cpu(const imb_scan_geom *g, float *y, float *ws, const float *u, const float *delta,
@@ -125,7 +150,8 @@ void imb_selective_scan_fwd_cpu(const imb_scan_geom *g, float *y, float *ws, con
 }
 
 /* Backward in two phases. Phase 1, parallel over (batch, channel): recompute dt, the pre-gate
- * output and, per direction, every state, then run the reverse-time adjoint
+ * output (only the gate's gradient needs it) and, per direction, every state and decay, then run
+ * the reverse-time adjoint
  *   g_s = dy_p C_p + g_{s+1} a_{s+1},  a_s = exp(dt_p A),  h_s = a_s h_{s-1} + dt_p B_p u_p,
  * writing what belongs to this (batch, channel) (du, ddelta, dz) directly and what is shared
  * (dA, dD, dbias across the batch; dB, dC across a group's channels) as partials in ws.
@@ -141,9 +167,7 @@ void imb_selective_scan_bwd_cpu(const imb_scan_geom *g, float *du, float *ddelta
             const int64_t row = (b * Dm + d) * L, gi = d / per;
             bwd_ws w = bwd_slice(g, ws, b, d);
             const float *ur = u + row;
-            fwd_row(g, b, d, w.gs, w.dt, w.ys, u, delta, A, B, C, D, bias, mask);
-            float Dsum = 0.0f;
-            for (int64_t s = 0; s < K && D; s++) Dsum += D[s * Dm + d];
+            float Dsum = fwd_row(g, b, d, w.gs, w.dt, z ? w.ys : NULL, u, delta, A, B, C, D, bias, mask);
             /* ys becomes the gradient of the pre-gate output, which every direction shares */
             double dDacc = 0.0;
             for (int64_t p = 0; p < L; p++) {
@@ -165,15 +189,16 @@ void imb_selective_scan_bwd_cpu(const imb_scan_geom *g, float *du, float *ddelta
                 const int64_t grp = grp_off(g, b, s, gi);
                 const float *Ad = A + (s * Dm + d) * N, *dt = w.dt + s * L;
                 float *dBp = w.dBp + s * N * L, *dCp = w.dCp + s * N * L, *dAp = w.dAp + s * N, *ddt = w.ddt + s * L;
-                scan_dir(g, o, ur, dt, Ad, B + grp, C + grp, w.gs, w.hs, NULL);
+                scan_dir(g, o, ur, dt, Ad, B + grp, C + grp, w.gs, w.hs, w.as, NULL);
                 for (int64_t n = 0; n < N; n++) w.gs[n] = 0.0f;   /* now the state adjoint */
-                for (int64_t t = L - 1; t >= 0; t--) {
-                    int64_t p = scan_pos(g, o, t);
+                scan_walk sw = walk_at(g, o, L - 1);
+                for (int64_t t = L - 1; t >= 0; t--, walk_step(g, o, &sw, -1)) {
+                    int64_t p = walk_pos(g, o, &sw);
                     float gy = w.ys[p], dtp = dt[p], up = ur[p];
                     double ddtacc = 0.0;
                     for (int64_t n = 0; n < N; n++) {
                         float hprev = t > 0 ? w.hs[(t - 1) * N + n] : 0.0f;
-                        float a = expf(dtp * Ad[n]), Bv = B[grp + n * L + p];
+                        float a = w.as[t * N + n], Bv = B[grp + n * L + p];
                         float gn = w.gs[n] + gy * C[grp + n * L + p];
                         float ga = gn * hprev * a;   /* gradient of the exponent dt*A */
                         dCp[n * L + p] += gy * w.hs[t * N + n];

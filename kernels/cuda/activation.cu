@@ -1,4 +1,4 @@
-// CUDA activations and their derivatives, one thread per element (formulas as in kernels/cpu/activation.c).
+// CUDA activations (and exp) and their derivatives, one thread per element (formulas as in kernels/cpu/activation.c).
 #include "backend.cuh"
 extern "C" {
 #include "../activation.h"
@@ -9,6 +9,7 @@ __device__ __forceinline__ float act(imb_act_kind k, float x) {
     case IMB_ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752440f));
     case IMB_ACT_SILU: return x / (1.0f + expf(-x));
     case IMB_ACT_SOFTPLUS: return x > 20.0f ? x : log1pf(expf(x));   // PyTorch's threshold
+    case IMB_ACT_EXP: return expf(x);
     }
     return 0.0f;
 }
@@ -25,6 +26,7 @@ __device__ __forceinline__ float dact(imb_act_kind k, float x) {
         return s * (1.0f + x * (1.0f - s));
     }
     case IMB_ACT_SOFTPLUS: return x > 20.0f ? 1.0f : 1.0f / (1.0f + expf(-x));
+    case IMB_ACT_EXP: return expf(x);
     }
     return 0.0f;
 }
