@@ -1,6 +1,7 @@
 /* harness bench: times inference and a full train step (forward, backward, AdamW) of the
  * image-classification model on random input, median of repeated runs after warm-up. */
 #include "bench.h"
+#include "elementwise.h"
 #include "imagecls.h"
 #include "loss.h"
 #include "optim.h"
@@ -30,8 +31,12 @@ static double run_once(bench_model *b, int train, imb_adamw *opt) {
     if (train) imb_params_zero_grad(b->ctx);
     imb_tensor *x = imb_input(b->ctx, IMB_F32, 4, IMB_SHAPE(b->B, b->C, b->S, b->S), b->x);
     imb_tensor *logits = imb_imagecls_forward(b->ctx, b->m, x);
-    imb_tensor *l = imb_cross_entropy(b->ctx, logits, imb_input(b->ctx, IMB_I32, 1, IMB_SHAPE(b->B), b->y), 0.0f);
+    imb_tensor *labels = imb_input(b->ctx, IMB_I32, 1, IMB_SHAPE(b->B), b->y);
+    imb_tensor *l = imb_cross_entropy(b->ctx, logits, labels, 0.0f);
     if (train) {
+        /* a train step pays for the backbone's auxiliary losses too, as in training */
+        imb_tensor *aux = imb_backbone_aux_loss(b->ctx, b->m->bb, labels, NULL);
+        if (aux) l = imb_add(b->ctx, l, aux);
         imb_backward(b->ctx, l);
         imb_adamw_step(b->ctx, opt, 1e-4f);
     }

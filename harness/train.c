@@ -2,6 +2,7 @@
  * checkpoints, evaluation, run record. */
 #include "train.h"
 #include "checkpoint.h"
+#include "elementwise.h"
 #include "imagecls.h"
 #include "loader.h"
 #include "loss.h"
@@ -33,6 +34,7 @@ typedef struct run {
     float *x;
     int32_t *y;
     int batch;
+    imb_aux_terms aux;   /* the backbone's auxiliary loss terms of the last train step (weights recorded) */
     char root[4096], ckpt[4096], losses[4096], records[4096];
 } run;
 
@@ -231,6 +233,16 @@ static int write_record(run *r, const imb_topk *acc, double val_loss, double flo
     imb_record_metric(&rec, "val_loss", val_loss);
     imb_record_metric(&rec, "val_samples", (double)acc->n);
     imb_record_extra_num(&rec, "steps", (double)steps);
+    if (r->aux.n) {   /* {"name": weight, ...} of the backbone's auxiliary losses */
+        char js[512];
+        int k = snprintf(js, sizeof js, "{");
+        for (int i = 0; i < r->aux.n && k > 0 && k < (int)sizeof js; i++)
+            k += snprintf(js + k, sizeof js - (size_t)k, "%s\"%s\":%.9g", i ? "," : "", r->aux.name[i], r->aux.weight[i]);
+        if (k > 0 && k < (int)sizeof js - 1) {
+            snprintf(js + k, sizeof js - (size_t)k, "}");
+            imb_record_extra_json(&rec, "aux_loss_weights", js);
+        }
+    }
     imb_record_extra_str(&rec, "data", r->root);
     imb_record_extra_str(&rec, "checkpoint", r->ckpt);
     int rc = imb_record_append(&rec, r->records, err, errn);
@@ -309,10 +321,14 @@ int imb_run_imagecls(const imb_cli *cli, const imb_task_def *task, imb_protocol 
             double ts = now();
             imb_params_zero_grad(r.ctx);
             imb_tensor *logits = forward(&r, count, 1);
-            imb_tensor *l = imb_cross_entropy(r.ctx, logits, imb_input(r.ctx, IMB_I32, 1, IMB_SHAPE(count), r.y),
-                                              (float)p->train.label_smoothing);
-            float lv = NAN;
+            imb_tensor *labels = imb_input(r.ctx, IMB_I32, 1, IMB_SHAPE(count), r.y);
+            imb_tensor *l = imb_cross_entropy(r.ctx, logits, labels, (float)p->train.label_smoothing);
+            /* the backbone's auxiliary losses (InfoMamba's), weighted, join the task loss */
+            imb_tensor *aux = imb_backbone_aux_loss(r.ctx, r.model->bb, labels, &r.aux);
+            if (aux) l = imb_add(r.ctx, l, aux);
+            float lv = NAN, tv[IMB_MAX_AUX];
             if (l) imb_to_host(r.ctx, l, &lv, 0);
+            for (int i = 0; i < r.aux.n; i++) imb_to_host(r.ctx, r.aux.term[i], &tv[i], 0);
             if (!imb_ok(r.ctx)) { snprintf(err, errn, "step %lld: %s", (long long)step, imb_error(r.ctx)); break; }
             if (!isfinite(lv)) {
                 snprintf(err, errn, "loss is %g at step %lld; stopped. Last good checkpoint: %s", lv, (long long)step,
@@ -332,7 +348,10 @@ int imb_run_imagecls(const imb_cli *cli, const imb_task_def *task, imb_protocol 
             if (imb_adamw_step(r.ctx, &opt, lr)) { snprintf(err, errn, "step %lld: %s", (long long)step, imb_error(r.ctx)); break; }
             train_time += now() - ts;
             trained += count;
-            fprintf(lf, "%lld %.9g\n", (long long)step, lv);
+            /* "<step> <loss>", then each auxiliary term unweighted: " nce=... red=... hash=..." */
+            fprintf(lf, "%lld %.9g", (long long)step, lv);
+            for (int i = 0; i < r.aux.n; i++) fprintf(lf, " %s=%.9g", r.aux.name[i], tv[i]);
+            fputc('\n', lf);
             fflush(lf);
             imb_progress_update(pg, step + 1, lv, train_time > 0 ? (double)trained / train_time : 0);
             if ((step + 1) % ckpt_every == 0 || step + 1 == total) {
