@@ -456,7 +456,7 @@ static imb_tensor *im_aux_loss(imb_ctx *ctx, imb_backbone *bb, imb_tensor *label
     imb_tensor *total = NULL;
     if (nnce) {
         nce = imb_scale(ctx, nce, 1.0f / (float)nnce);
-        add_term(terms, "nce", nce, o->lambda_mi);
+        add_term(terms, "mi", nce, o->lambda_mi);   /* named after its weight: the record keys terms as lambda_<name> */
         total = acc_add(ctx, total, imb_scale(ctx, nce, o->lambda_mi));
     }
     if (nred) {

@@ -5,6 +5,7 @@
 #include "op.h"
 #include <stdarg.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef IMB_HAVE_CUDA
@@ -56,7 +57,37 @@ void imb_ctx_free(imb_ctx *ctx) {
     imb_mem_free(ctx->device, ps->decay_mask);
     imb_mem_free(ctx->device, ps->update_mask);
     free(ctx->tape.e);
+    free(ctx->gb.first);
+    free(ctx->gb.order);
     free(ctx);
+}
+
+int imb_grad_buckets_set(imb_ctx *ctx, size_t floats, imb_grad_ready_fn fn, void *user) {
+    imb_grad_buckets *gb = &ctx->gb;
+    free(gb->first);
+    free(gb->order);
+    memset(gb, 0, sizeof *gb);
+    if (!fn) return 0;
+    if (!ctx->params.allocated || !floats) return imb_fail(ctx, "grad buckets: need allocated parameters and a size");
+    gb->floats = floats;
+    gb->n = (int)((ctx->params.total + floats - 1) / floats);
+    gb->first = malloc(sizeof *gb->first * (size_t)(gb->n ? gb->n : 1));
+    gb->order = malloc(sizeof *gb->order * (size_t)(gb->n ? gb->n : 1));
+    if (!gb->first || !gb->order) return imb_fail(ctx, "grad buckets: out of host memory");
+    for (int b = 0; b < gb->n; b++) gb->first[b] = INT_MAX;
+    gb->fn = fn;
+    gb->user = user;
+    return 0;
+}
+
+void imb_note_read(imb_ctx *ctx, const imb_tensor *t) {
+    imb_grad_buckets *gb = &ctx->gb;
+    if (!gb->fn || !ctx->training || !t || !t->grad) return;
+    const float *g = t->grad, *base = ctx->params.grad;
+    if (g < base || g >= base + ctx->params.total) return;   /* an activation, not a parameter */
+    size_t off = (size_t)(g - base), end = off + (size_t)imb_numel(t);
+    for (size_t b = off / gb->floats; b < (end + gb->floats - 1) / gb->floats && b < (size_t)gb->n; b++)
+        if (gb->first[b] > ctx->tape.n) gb->first[b] = ctx->tape.n;
 }
 
 int imb_fail(imb_ctx *ctx, const char *fmt, ...) {
@@ -79,6 +110,7 @@ void imb_step_begin(imb_ctx *ctx, int training) {
     ctx->tape.n = 0;
     ctx->training = training;
     ctx->step++;
+    for (int b = 0; b < ctx->gb.n; b++) ctx->gb.first[b] = INT_MAX;
 }
 
 void *imb_host_alloc(imb_ctx *ctx, size_t bytes) {
@@ -163,8 +195,35 @@ void *imb_tape_push(imb_ctx *ctx, const char *op, imb_backward_fn fn, size_t sav
     return saved;
 }
 
+static imb_grad_buckets *sort_gb;
+static int by_first_desc(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b, fx = sort_gb->first[x], fy = sort_gb->first[y];
+    return fx != fy ? (fx < fy) - (fx > fy) : (x < y) - (x > y);
+}
+
+/* reports the buckets whose first reader is at tape index >= i, from position *k of order */
+static void report_ready(imb_ctx *ctx, int i, int *k) {
+    imb_grad_buckets *gb = &ctx->gb;
+    for (; *k < gb->n && gb->first[gb->order[*k]] >= i && imb_ok(ctx); ++*k) {
+        size_t lo = (size_t)gb->order[*k] * gb->floats, hi = lo + gb->floats;
+        gb->fn(ctx, lo, hi < ctx->params.total ? hi : ctx->params.total, gb->user);
+    }
+}
+
 static int replay(imb_ctx *ctx) {
-    for (int i = ctx->tape.n - 1; i >= 0 && imb_ok(ctx); i--) ctx->tape.e[i].fn(ctx, ctx->tape.e[i].saved);
+    imb_grad_buckets *gb = &ctx->gb;
+    int k = 0;
+    if (gb->fn) {
+        for (int b = 0; b < gb->n; b++) gb->order[b] = b;
+        sort_gb = gb;   /* qsort has no context argument; replay is not re-entrant anyway */
+        qsort(gb->order, (size_t)gb->n, sizeof *gb->order, by_first_desc);
+        report_ready(ctx, ctx->tape.n, &k);   /* buckets no recorded op reads */
+    }
+    for (int i = ctx->tape.n - 1; i >= 0 && imb_ok(ctx); i--) {
+        ctx->tape.e[i].fn(ctx, ctx->tape.e[i].saved);
+        if (gb->fn) report_ready(ctx, i, &k);
+    }
+    if (gb->fn) report_ready(ctx, INT_MIN, &k);   /* reads noted after the last record, if any */
     ctx->tape.n = 0;
     return imb_ok(ctx) ? 0 : -1;
 }

@@ -45,6 +45,23 @@ typedef struct imb_params {
     int allocated;
 } imb_params;
 
+/* Gradient readiness, for overlapping a data-parallel all-reduce with the backward: the
+ * parameter gradient buffer is cut into buckets of `floats` floats; during the forward every
+ * op's input check notes, per bucket, the lowest tape index of an op that reads one of its
+ * parameters; during imb_backward, once every op at or after that index has been replayed,
+ * the bucket's gradients are final and fn(ctx, lo, hi, user) is called with its float range
+ * [lo, hi). Buckets are reported in an order that depends only on the model (the same on
+ * every rank), each exactly once per backward. */
+typedef void (*imb_grad_ready_fn)(struct imb_ctx *ctx, size_t lo, size_t hi, void *user);
+typedef struct imb_grad_buckets {
+    size_t floats;
+    int n;
+    int *first;          /* per bucket, this step: lowest reading tape index (INT_MAX: none) */
+    int *order;          /* buckets by first reader, latest first (scratch of replay) */
+    imb_grad_ready_fn fn;
+    void *user;
+} imb_grad_buckets;
+
 typedef struct imb_ctx {
     imb_device device;
     imb_arena act;       /* activation data and activation grads (device memory), reset each step */
@@ -56,6 +73,7 @@ typedef struct imb_ctx {
     uint64_t step;       /* bumps every imb_step_begin; a stream for per-step randomness */
     int deterministic;
     double flops;        /* forward FLOPs of GEMM-like ops since the caller last zeroed it */
+    imb_grad_buckets gb; /* off unless imb_grad_buckets_set was called */
     int err;
     char errmsg[1024];
     void *cuda;          /* backend state (stream, BLAS handles) when device == IMB_CUDA */
@@ -100,6 +118,12 @@ int imb_params_init(imb_ctx *ctx);
 int imb_params_zero_grad(imb_ctx *ctx);
 imb_param *imb_param_find(imb_ctx *ctx, const char *name);
 void imb_param_freeze(imb_ctx *ctx, imb_tensor *t);
+
+/* Turns gradient readiness reporting on (after imb_params_alloc): buckets of `floats` floats
+ * (> 0), fn called as described at imb_grad_buckets. fn = NULL turns it off. 0 or -1. */
+int imb_grad_buckets_set(imb_ctx *ctx, size_t floats, imb_grad_ready_fn fn, void *user);
+/* Called by the op input checks: notes that the op about to be recorded reads t. */
+void imb_note_read(imb_ctx *ctx, const imb_tensor *t);
 
 /* The tape. */
 void *imb_tape_push(imb_ctx *ctx, const char *op, imb_backward_fn fn, size_t saved_bytes);

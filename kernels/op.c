@@ -17,15 +17,19 @@ int imb_check_inputs(imb_ctx *ctx, const char *op, int allow_int, int n, const i
         if (!allow_int && t->dtype != IMB_F32)
             return imb_fail(ctx, "%s: input %d (%s) is %s, expected f32", op, i, t->name ? t->name : "unnamed",
                             imb_dtype_name(t->dtype));
+        imb_note_read(ctx, t);
     }
     return 0;
 }
 
-int imb_any_grad(const imb_ctx *ctx, int n, const imb_tensor *const *ts) {
+int imb_any_grad(imb_ctx *ctx, int n, const imb_tensor *const *ts) {
     if (!ctx->training) return 0;
-    for (int i = 0; i < n; i++)
-        if (ts[i] && ts[i]->grad) return 1;
-    return 0;
+    int any = 0;
+    for (int i = 0; i < n; i++) {
+        imb_note_read(ctx, ts[i]);
+        any |= ts[i] && ts[i]->grad;
+    }
+    return any;
 }
 
 int imb_shape_fail(imb_ctx *ctx, const char *op, const char *what, const imb_tensor *t) {

@@ -16,8 +16,9 @@ int imb_check_inputs(imb_ctx *ctx, const char *op, int allow_int, int n, const i
     imb_check_inputs((ctx), (op), 1, (int)(sizeof((const imb_tensor *[]){ __VA_ARGS__ }) / sizeof(imb_tensor *)), \
                      (const imb_tensor *const[]){ __VA_ARGS__ })
 
-/* 1 when the context is training and any of the inputs carries a gradient. */
-int imb_any_grad(const imb_ctx *ctx, int n, const imb_tensor *const *ts);
+/* 1 when the context is training and any of the inputs carries a gradient (it also notes the
+ * parameters among them for gradient readiness, see imb_grad_buckets). */
+int imb_any_grad(imb_ctx *ctx, int n, const imb_tensor *const *ts);
 #define IMB_WANTS_GRAD(ctx, ...) \
     imb_any_grad((ctx), (int)(sizeof((const imb_tensor *[]){ __VA_ARGS__ }) / sizeof(imb_tensor *)), \
                  (const imb_tensor *const[]){ __VA_ARGS__ })

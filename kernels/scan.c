@@ -42,7 +42,8 @@ imb_tensor *imb_selective_scan(imb_ctx *ctx, imb_tensor *u, imb_tensor *delta, i
     }
     const int K = (int)(delta->shape[1] / Dm);
     const int64_t KD = delta->shape[1];
-    if (A->ndim != 2 || A->shape[0] != KD) return imb_shape_fail(ctx, op, "A must be [K*Dm, N] (K from delta)", A), NULL;
+    if (A->ndim != 2 || A->shape[0] != KD)
+        return imb_shape_fail(ctx, op, "A must be [K*Dm, N] (K from delta)", A), NULL;
     int64_t N = A->shape[1];
     if (B->ndim != 4 || B->shape[0] != Bt || B->shape[2] != N || B->shape[3] != L || B->shape[1] % K)
         return imb_shape_fail(ctx, op, "B must be [Bt, K*G, N, L] with u's Bt, L, A's N and K from delta", B), NULL;
