@@ -11,6 +11,7 @@
 #include "loss.h"
 #include "optim.h"
 #include "rng.h"
+#include <stdio.h>
 #include "checkrun.h"
 #include <math.h>
 #include <stdlib.h>
@@ -259,6 +260,247 @@ START_TEST(bad_shapes_are_errors) {
 }
 END_TEST
 
+
+/* ---- the model: ablations, loss terms, the hash loss ---- */
+
+/* a tiny image classifier: 8x8 single-channel images, 2x2 patches (a 4x4 grid), 3 classes */
+typedef struct { imb_ctx *ctx; imb_imagecls *m; int64_t params, mixer_params; } tiny_model;
+
+static int tiny_build(tiny_model *t, const char *opts, char *err, size_t errn) {
+    char spec[256];
+    snprintf(spec, sizeof spec, "infomamba-nano:dim=16,depth=2,mlp_ratio=2,K=8,buckets=2,d_state=2%s%s", *opts ? "," : "",
+             opts);
+    imb_backbone_cfg cfg;
+    memset(t, 0, sizeof *t);
+    if (imb_backbone_parse(spec, &cfg, err, errn)) return -1;
+    t->ctx = imb_ctx_new(IMB_CPU, 3, err, errn);
+    t->m = imb_imagecls_create(t->ctx, &cfg, 1, 8, 2, 3);
+    if (!t->m || imb_params_alloc(t->ctx)) {
+        snprintf(err, errn, "%s", imb_error(t->ctx));
+        return -1;
+    }
+    for (int i = 0; i < t->ctx->params.n; i++) {
+        int64_t n = imb_numel(t->ctx->params.p[i].t);
+        t->params += n;
+        if (strstr(t->ctx->params.p[i].name, ".mixer.")) t->mixer_params += n;
+    }
+    return 0;
+}
+
+static void tiny_free(tiny_model *t) {
+    imb_imagecls_free(t->m);
+    imb_ctx_free(t->ctx);
+}
+
+static int has_param(const tiny_model *t, const char *name) { return imb_param_find(t->ctx, name) != NULL; }
+
+/* one training step (forward, task + auxiliary loss, backward, AdamW); returns the loss and
+ * fills terms */
+static float tiny_step(tiny_model *t, imb_aux_terms *terms, float *tvals) {
+    float x[4 * 64];
+    int32_t y[4] = { 0, 1, 2, 1 };
+    for (int i = 0; i < 4 * 64; i++) x[i] = imb_rng_normal(5, 77, (uint64_t)i);
+    imb_ctx *c = t->ctx;
+    imb_step_begin(c, 1);
+    imb_params_zero_grad(c);
+    imb_tensor *labels = imb_input(c, IMB_I32, 1, IMB_SHAPE(4), y);
+    imb_tensor *logits = imb_imagecls_forward(c, t->m, imb_input(c, IMB_F32, 4, IMB_SHAPE(4, 1, 8, 8), x));
+    imb_tensor *l = imb_cross_entropy(c, logits, labels, 0.0f);
+    imb_tensor *aux = imb_backbone_aux_loss(c, t->m->bb, labels, terms);
+    if (aux) l = imb_add(c, l, aux);
+    float v = NAN;
+    if (l && !imb_to_host(c, l, &v, 0))
+        for (int i = 0; i < terms->n; i++) imb_to_host(c, terms->term[i], &tvals[i], 0);
+    imb_backward(c, l);
+    imb_adamw opt = imb_adamw_default(0.05f);
+    imb_adamw_step(c, &opt, 1e-3f);
+    ck_assert_msg(imb_ok(c), "%s", imb_error(c));
+    return v;
+}
+
+static int term_index(const imb_aux_terms *t, const char *name) {
+    for (int i = 0; i < t->n; i++)
+        if (!strcmp(t->name[i], name)) return i;
+    return -1;
+}
+
+static const struct ablation {
+    const char *opts;
+    const char *terms;   /* the loss terms it keeps, in order */
+} ablations[] = {
+    { "", "mi red hash" },
+    { "imf=off", "mi red hash" },
+    { "ssm=off", "mi hash" },
+    { "global=off", "mi" },
+    { "mixer=off", "" },
+    { "assign=static", "mi red" },
+    { "mix=off", "mi red hash" },
+    { "lambda_mi=0", "red hash" },
+    { "lambda_red=0,lambda_hash=0", "mi" },
+    { "K=6,buckets=3,kmin=1,kmax=4,tau=0.3,tau_nce=0.2,d_state=3,directions=4", "mi red hash" },
+};
+
+START_TEST(ablation_trains) {
+    const struct ablation *a = &ablations[_i];
+    tiny_model t, full;
+    char e[512];
+    ck_assert_msg(!tiny_build(&t, a->opts, e, sizeof e), "%s: %s", a->opts, e);
+    ck_assert_msg(!tiny_build(&full, "", e, sizeof e), "%s", e);
+    imb_aux_terms terms;
+    float tv[IMB_MAX_AUX];
+    float l0 = tiny_step(&t, &terms, tv);
+    ck_assert_msg(isfinite(l0), "%s: loss %g", a->opts, l0);
+    char got[128] = "";
+    for (int i = 0; i < terms.n; i++) {
+        ck_assert_msg(isfinite(tv[i]), "%s: term %s = %g", a->opts, terms.name[i], tv[i]);
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", i ? " " : "", terms.name[i]);
+    }
+    ck_assert_msg(!strcmp(got, a->terms), "%s: terms '%s', expected '%s'", a->opts, got, a->terms);
+    for (int s = 0; s < 3; s++) ck_assert(isfinite(tiny_step(&t, &terms, tv)));
+    /* every gradient finite after the steps */
+    for (size_t i = 0; i < t.ctx->params.total; i++) ck_assert(isfinite(t.ctx->params.grad[i]));
+    /* each ablation removes what it names and nothing else */
+    const char *o = a->opts;
+    if (!strcmp(o, "imf=off")) {
+        ck_assert(!has_param(&t, "blocks.0.mixer.gamma") && !has_param(&t, "blocks.0.mixer.fuse_r") &&
+                  !has_param(&t, "blocks.0.mixer.fuse_f"));
+        ck_assert(has_param(&t, "blocks.0.mixer.centres") && has_param(&t, "blocks.0.mixer.A_log"));
+        ck_assert_int_eq(imb_param_find(t.ctx, "blocks.0.mixer.x_proj.weight")->t->shape[1], 32);   /* reads u only */
+        ck_assert_int_eq(imb_param_find(full.ctx, "blocks.0.mixer.x_proj.weight")->t->shape[1], 64);   /* [u; g] */
+    } else if (!strcmp(o, "ssm=off")) {
+        ck_assert(!has_param(&t, "blocks.0.mixer.A_log") && !has_param(&t, "blocks.0.mixer.conv.weight"));
+        ck_assert(has_param(&t, "blocks.0.mixer.centres") && has_param(&t, "blocks.0.mixer.fuse_f"));
+        ck_assert_int_eq(imb_param_find(t.ctx, "blocks.0.mixer.in_proj.weight")->t->shape[0], 32);   /* z only */
+    } else if (!strcmp(o, "global=off")) {
+        ck_assert(!has_param(&t, "blocks.0.mixer.centres") && !has_param(&t, "blocks.0.mixer.g_proj.weight") &&
+                  !has_param(&t, "blocks.0.mixer.fuse_f"));
+        ck_assert(has_param(&t, "blocks.0.mixer.A_log") && has_param(&t, "blocks.0.mixer.fuse_r"));
+    } else if (!strcmp(o, "mixer=off")) {
+        ck_assert_int_eq(t.mixer_params, 0);
+        ck_assert(has_param(&t, "blocks.0.mlp.fc1.weight"));
+    } else if (!strcmp(o, "assign=static")) {
+        ck_assert(has_param(&t, "blocks.0.mixer.static_assign") && !has_param(&t, "blocks.0.mixer.centres") &&
+                  !has_param(&t, "blocks.0.mixer.hash.weight"));
+        ck_assert_int_eq(imb_param_find(t.ctx, "blocks.0.mixer.static_assign")->t->shape[0], 16);   /* 4x4 grid */
+    } else if (!strcmp(o, "mix=off")) {
+        /* M stays the identity: frozen */
+        ck_assert_int_eq(t.params, full.params);
+        imb_param *m = imb_param_find(t.ctx, "blocks.1.mixer.mix");
+        for (int i = 0; i < 64; i++) ck_assert(imb_f32(m->t)[i] == (i / 8 == i % 8 ? 1.0f : 0.0f));
+    } else if (!strcmp(o, "lambda_mi=0")) {
+        ck_assert(!has_param(&t, "infomamba.prototypes"));
+        ck_assert(has_param(&t, "infomamba.stages.0.proj_g.weight"));   /* the redundancy term uses the heads */
+        ck_assert_int_eq(t.mixer_params, full.mixer_params);
+    } else if (*o == 'K') {
+        ck_assert_int_eq(imb_param_find(t.ctx, "blocks.0.mixer.centres")->t->shape[0], 6);
+        ck_assert_int_eq(imb_param_find(t.ctx, "blocks.0.mixer.A_log")->t->shape[1], 3);
+    }
+    if (*o && strcmp(o, "mix=off") && !strstr(o, "lambda")) ck_assert_int_ne(t.params, full.params);
+    tiny_free(&t);
+    tiny_free(&full);
+}
+END_TEST
+
+START_TEST(term_weights) {
+    tiny_model t;
+    char e[512];
+    ck_assert_msg(!tiny_build(&t, "lambda_mi=0.5,lambda_red=0.25,lambda_hash=2", e, sizeof e), "%s", e);
+    imb_aux_terms terms;
+    float tv[IMB_MAX_AUX];
+    tiny_step(&t, &terms, tv);
+    ck_assert_int_eq(terms.n, 3);
+    ck_assert(terms.weight[term_index(&terms, "mi")] == 0.5f);
+    ck_assert(terms.weight[term_index(&terms, "red")] == 0.25f);
+    ck_assert(terms.weight[term_index(&terms, "hash")] == 2.0f);
+    tiny_free(&t);
+    /* the defaults: 0.1, 0.01, 0.01 */
+    ck_assert_msg(!tiny_build(&t, "", e, sizeof e), "%s", e);
+    tiny_step(&t, &terms, tv);
+    ck_assert(terms.weight[term_index(&terms, "mi")] == 0.1f);
+    ck_assert(terms.weight[term_index(&terms, "red")] == 0.01f);
+    ck_assert(terms.weight[term_index(&terms, "hash")] == 0.01f);
+    /* the InfoNCE term starts near log(classes) or above (random prototypes), the redundancy term
+     * is a mean of squared correlations */
+    ck_assert(tv[term_index(&terms, "mi")] > 0.5f);
+    ck_assert(tv[term_index(&terms, "red")] >= 0.0f && tv[term_index(&terms, "red")] <= 1.0f);
+    tiny_free(&t);
+    /* no labels: no InfoNCE */
+    tiny_build(&t, "", e, sizeof e);
+    imb_step_begin(t.ctx, 1);
+    float x[4 * 64] = { 0 };
+    for (int i = 0; i < 4 * 64; i++) x[i] = imb_rng_normal(5, 78, (uint64_t)i);
+    imb_imagecls_forward(t.ctx, t.m, imb_input(t.ctx, IMB_F32, 4, IMB_SHAPE(4, 1, 8, 8), x));
+    ck_assert(imb_backbone_aux_loss(t.ctx, t.m->bb, NULL, &terms) != NULL);
+    ck_assert_int_eq(term_index(&terms, "mi"), -1);
+    ck_assert_int_ge(term_index(&terms, "hash"), 0);
+    tiny_free(&t);
+}
+END_TEST
+
+START_TEST(bad_options) {
+    static const struct { const char *opts, *msg; } bad[] = {
+        { "imf=maybe", "option imf=maybe: expected on or off" },
+        { "assign=dense", "option assign=dense: expected dynamic or static" },
+        { "kmin=5,kmax=4", "kmin 5 > kmax 4" },
+        { "K=3,kmin=4,kmax=6", "kmin 4 > K 3" },
+        { "directions=3", "directions=3" },
+        { "tau=0", "option tau=0: expected a number > 0" },
+        { "lambda_mi=-1", "option lambda_mi=-1" },
+        { "d_state=0", "option d_state=0: expected an integer" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        tiny_model t;
+        char e[512];
+        ck_assert_msg(tiny_build(&t, bad[i].opts, e, sizeof e) != 0, "%s accepted", bad[i].opts);
+        ck_assert_msg(strstr(e, bad[i].msg) != NULL, "%s: '%s'", bad[i].opts, e);
+        tiny_free(&t);
+    }
+}
+END_TEST
+
+/* L_hash = -(H(mean p) - mean H(p)) is <= 0 for any heads (entropy is concave), and training the
+ * hash heads on tokens from a few clusters drives it towards -log(buckets) */
+START_TEST(hash_loss_falls) {
+    char e[256];
+    imb_backbone_cfg cfg;
+    ck_assert(!imb_backbone_parse("infomamba-nano:dim=16,depth=1,mlp_ratio=1,K=8,buckets=4,d_state=2,lambda_mi=0,"
+                                  "lambda_red=0,lambda_hash=1", &cfg, e, sizeof e));
+    cfg.pos_h = 4;
+    cfg.pos_w = 4;
+    imb_ctx *c = imb_ctx_new(IMB_CPU, 5, e, sizeof e);
+    imb_backbone *bb = imb_backbone_create(c, &cfg);
+    ck_assert_msg(bb && !imb_params_alloc(c), "%s", imb_error(c));
+    /* 8 sequences of 16 tokens, each token near one of 4 random centres */
+    float *ctr = normals(4 * 16, 21, 3.0f), *x = normals(8 * 16 * 16, 22, 0.3f);
+    for (int i = 0; i < 8 * 16; i++)
+        for (int d = 0; d < 16; d++) x[i * 16 + d] += ctr[(i % 4) * 16 + d];
+    imb_adamw opt = imb_adamw_default(0.0f);
+    float first = 0, last = 0;
+    for (int step = 0; step < 40; step++) {
+        imb_step_begin(c, 1);
+        imb_params_zero_grad(c);
+        imb_backbone_out out;
+        ck_assert(!imb_backbone_forward(c, bb, in(c, x, 3, IMB_SHAPE(8, 16, 16)), (imb_grid){ 4, 4, NULL }, &out));
+        imb_aux_terms terms;
+        imb_tensor *l = imb_backbone_aux_loss(c, bb, NULL, &terms);
+        ck_assert_msg(l && terms.n == 1 && !strcmp(terms.name[0], "hash"), "%s", imb_error(c));
+        float v;
+        imb_to_host(c, l, &v, 0);
+        ck_assert_msg(v <= 1e-6f && v >= -logf(4.0f) - 1e-5f, "step %d: L_hash %g outside [-log 4, 0]", step, v);
+        if (step == 0) first = v;
+        last = v;
+        imb_backward(c, l);
+        imb_adamw_step(c, &opt, 2e-2f);
+    }
+    printf("hash loss: %.4f -> %.4f over 40 steps (bound -log 4 = %.4f)\n", first, last, -logf(4.0f));
+    ck_assert_msg(last < first - 0.3f, "L_hash %g -> %g: did not fall", first, last);
+    free(ctr);
+    free(x);
+    imb_backbone_free(bb);
+    imb_ctx_free(c);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("infomamba");
     TCase *k = tcase_create("kernels");
@@ -268,6 +510,13 @@ int main(void) {
     tcase_add_test(k, entropy_values);
     tcase_add_test(k, bad_shapes_are_errors);
     suite_add_tcase(s, k);
+    TCase *m = tcase_create("model");
+    tcase_set_timeout(m, 120);
+    tcase_add_loop_test(m, ablation_trains, 0, (int)(sizeof ablations / sizeof *ablations));
+    tcase_add_test(m, term_weights);
+    tcase_add_test(m, bad_options);
+    tcase_add_test(m, hash_loss_falls);
+    suite_add_tcase(s, m);
     SRunner *sr = srunner_create(s);
     return imb_check_run(sr);
 }
