@@ -501,6 +501,35 @@ START_TEST(hash_loss_falls) {
 }
 END_TEST
 
+/* Cost linear in L: the forward's counted FLOPs grow 4x, less the fixed per-concept work, when the
+ * grid grows 4x (attention's would grow ~16x in its L^2 terms) */
+START_TEST(flops_linear_in_tokens) {
+    char e[256];
+    imb_backbone_cfg cfg;
+    ck_assert(!imb_backbone_parse("infomamba-nano:dim=16,depth=2,K=8,buckets=2,d_state=2", &cfg, e, sizeof e));
+    cfg.pos_h = cfg.pos_w = 8;
+    imb_ctx *c = imb_ctx_new(IMB_CPU, 5, e, sizeof e);
+    imb_backbone *bb = imb_backbone_create(c, &cfg);
+    ck_assert_msg(bb && !imb_params_alloc(c), "%s", imb_error(c));
+    double f[2];
+    for (int k = 0; k < 2; k++) {
+        int side = k ? 16 : 8;
+        float *x = normals(2 * side * side * 16, 30 + k, 1.0f);
+        imb_step_begin(c, 0);
+        c->flops = 0;
+        imb_backbone_out out;
+        ck_assert(!imb_backbone_forward(c, bb, in(c, x, 3, IMB_SHAPE(2, side * side, 16)), (imb_grid){ side, side, NULL },
+                                        &out));
+        f[k] = c->flops;
+        free(x);
+    }
+    printf("forward FLOPs: %.0f at 8x8 tokens, %.0f at 16x16 (ratio %.3f)\n", f[0], f[1], f[1] / f[0]);
+    ck_assert_msg(f[1] / f[0] > 3.8 && f[1] / f[0] <= 4.0, "FLOPs ratio %g for 4x the tokens", f[1] / f[0]);
+    imb_backbone_free(bb);
+    imb_ctx_free(c);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("infomamba");
     TCase *k = tcase_create("kernels");
@@ -516,6 +545,7 @@ int main(void) {
     tcase_add_test(m, term_weights);
     tcase_add_test(m, bad_options);
     tcase_add_test(m, hash_loss_falls);
+    tcase_add_test(m, flops_linear_in_tokens);
     suite_add_tcase(s, m);
     SRunner *sr = srunner_create(s);
     return imb_check_run(sr);
