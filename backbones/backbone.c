@@ -223,7 +223,7 @@ static imb_tensor *block_forward(imb_ctx *ctx, const imb_backbone *bb, const imb
     imb_tensor *h = bb->mixer->forward(ctx, b->mixer, imb_layernorm(ctx, x, b->norm1_w, b->norm1_b, eps), g);
     x = imb_residual(ctx, x, h, NULL);
     h = imb_layernorm(ctx, x, b->norm2_w, b->norm2_b, eps);
-    h = imb_linear(ctx, imb_gelu(ctx, imb_linear(ctx, h, b->fc1_w, b->fc1_b)), b->fc2_w, b->fc2_b);
+    h = imb_linear(ctx, imb_linear_gelu(ctx, h, b->fc1_w, b->fc1_b), b->fc2_w, b->fc2_b);
     return imb_residual(ctx, x, h, NULL);
 }
 

@@ -62,6 +62,18 @@ typedef struct imb_grad_buckets {
     void *user;
 } imb_grad_buckets;
 
+/* GEMM precision on CUDA: fp32 (pedantic, CPU parity at 1e-5) or TF32 tensor cores (fp32
+ * storage, 10-bit-mantissa products, fp32 accumulation). The CPU always computes in fp32. */
+typedef enum { IMB_PREC_FP32 = 0, IMB_PREC_TF32 = 1 } imb_precision;
+
+/* What a CUDA context is doing with the ops it is given (kernels/graph.h): launching them
+ * (eager), recording them into a CUDA graph (capture), or only walking their host side to
+ * check that a replay of the captured graph is valid (probe: nothing touches the device). */
+typedef enum { IMB_GRAPH_EAGER = 0, IMB_GRAPH_CAPTURE = 1, IMB_GRAPH_PROBE = 2 } imb_graph_mode;
+
+struct imb_trace;
+struct imb_step_state;
+
 typedef struct imb_ctx {
     imb_device device;
     imb_arena act;       /* activation data and activation grads (device memory), reset each step */
@@ -77,6 +89,10 @@ typedef struct imb_ctx {
     int err;
     char errmsg[1024];
     void *cuda;          /* backend state (stream, BLAS handles) when device == IMB_CUDA */
+    imb_precision precision;        /* set before the first op; fp32 unless asked */
+    imb_graph_mode graph_mode;      /* EAGER outside kernels/graph.c */
+    struct imb_trace *trace;        /* the host walk's record while capturing or probing */
+    struct imb_step_state *st;      /* the step block (kernels/step.h), made with the context */
 } imb_ctx;
 
 /* NULL on failure, with the reason in err. */
@@ -95,11 +111,17 @@ void imb_step_begin(imb_ctx *ctx, int training);
 /* Activation tensors (valid until the next imb_step_begin). with_grad=1 also allocates a
  * zeroed gradient when the context is training. Shape is copied. */
 imb_tensor *imb_new(imb_ctx *ctx, imb_dtype dt, int ndim, const int64_t *shape, int with_grad);
-/* Copy host data (numel elements of dt) into a new activation tensor without gradient. */
+/* Copy host data (numel elements of dt) into a new activation tensor without gradient. host
+ * may be reused as soon as this returns: on CUDA the copy is queued without waiting, through
+ * pinned staging (or straight from host when it lies in a buffer of imb_pinned_alloc, which
+ * the caller keeps unchanged until the step's end). While a CUDA graph is captured or a
+ * replay is probed (kernels/graph.h), the copy is recorded and made before the graph runs. */
 imb_tensor *imb_input(imb_ctx *ctx, imb_dtype dt, int ndim, const int64_t *shape, const void *host);
 /* A new f32 activation filled with value, without gradient (constants, masks). */
 imb_tensor *imb_full(imb_ctx *ctx, int ndim, const int64_t *shape, float value);
-/* Copy a tensor's data (or grad) to host memory; returns 0 or -1 (error recorded). */
+/* Copy a tensor's data (or grad) to host memory; returns 0 or -1 (error recorded). On CUDA
+ * this waits for the device, and also reports a data check (labels, ids) that failed on the
+ * device since the last report (kernels/step.h). */
 int imb_to_host(imb_ctx *ctx, const imb_tensor *t, void *host, int grad);
 /* Host-arena scratch (reset each step): for op records. */
 void *imb_host_alloc(imb_ctx *ctx, size_t bytes);

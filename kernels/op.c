@@ -46,10 +46,22 @@ int imb_cpu_only(imb_ctx *ctx, const char *op) {
 #endif
 }
 
+void imb_cuda_enter(const imb_ctx *ctx) {
+#ifdef IMB_HAVE_CUDA
+    imb_cuda_set_tf32(ctx->precision == IMB_PREC_TF32);
+#else
+    (void)ctx;
+#endif
+}
+
 int imb_device_check(imb_ctx *ctx, const char *what) {
 #ifdef IMB_HAVE_CUDA
     if (ctx->device != IMB_CUDA) return 0;
     const char *why = imb_cuda_poll();
+    /* a call that is not allowed while capturing invalidates the capture, sometimes without
+     * failing itself: name the op that did it */
+    if (!why && ctx->graph_mode == IMB_GRAPH_CAPTURE && imb_cuda_capture_broken())
+        why = "not capture-safe: the CUDA graph capture broke here (a wait for the device or an allocation)";
     if (!why) return 0;
     imb_fail(ctx, "%s: %s", what, why);   /* a no-op when ctx already failed: the first error stands */
     imb_cuda_clear_error();

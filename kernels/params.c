@@ -135,5 +135,6 @@ int imb_params_alloc(imb_ctx *ctx) {
 int imb_params_zero_grad(imb_ctx *ctx) {
     imb_params *ps = &ctx->params;
     if (!ps->allocated) return imb_fail(ctx, "params: zero_grad before alloc");
+    if (ctx->graph_mode == IMB_GRAPH_PROBE) return 0;   /* a replay's host walk (kernels/graph.h) */
     return imb_mem_zero(ctx->device, ps->grad, ps->total * sizeof(float)) ? imb_fail(ctx, "params: zero_grad failed") : 0;
 }

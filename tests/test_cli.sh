@@ -34,6 +34,10 @@ expect 1 "unknown argument '--bogus'" --bogus
 expect 1 "needs --data DIR" --task mnist --backbone vit-nano
 expect 1 "$out/missing" --task mnist --backbone vit-nano --data "$out/missing"
 expect 1 "--device gpu: valid: cpu cuda" --device gpu
+expect 1 "--precision fp16: valid: fp32 tf32 bf16" --precision fp16
+expect 1 "tf32 is a CUDA precision" --task mnist --backbone vit-nano --synth --out "$out" --precision tf32
+expect 1 "--precision bf16: not implemented yet" --task mnist --backbone vit-nano --synth --out "$out" --precision bf16
+expect 1 "tf32 is a CUDA precision" bench --backbone vit-nano --precision tf32
 mkdir -p "$out/empty/train" "$out/empty/val"
 expect 1 "$out/empty" --task imagenet --backbone vit-nano --data "$out/empty"
 expect 0 "| vit-nano | 28 | 4 |" bench --backbone vit-nano:dim=16,depth=1,heads=2 --res 28 --batch 4 --reps 2 --warmup 0 --patch 7
@@ -47,6 +51,10 @@ expect 1 "size a multiple of patch" bench --backbone vit-nano --res 30 --patch 7
 expect 0 "val top1" --task mnist --backbone vit-nano:dim=16,depth=1,heads=2 --synth --protocol synth --out "$out" train.lr=2e-3
 grep -q '"off_protocol":true' "$out/runs.jsonl" && grep -q '"train.lr=0.002"' "$out/runs.jsonl" \
     && echo "ok: record marks train.lr=2e-3 off-protocol" || { echo "FAIL: record"; cat "$out/runs.jsonl"; fails=$((fails + 1)); }
+# --no-graph is recorded (on the CPU every step is eager anyway)
+expect 0 "val top1" --task mnist --backbone vit-nano:dim=16,depth=1,heads=2 --synth --protocol synth --out "$out/ng" --no-graph
+grep -q '"no_graph":true' "$out/ng/runs.jsonl" && grep -q '"cuda_graph":"off (--no-graph)"' "$out/ng/runs.jsonl" \
+    && echo "ok: record has no_graph and cuda_graph" || { echo "FAIL: no_graph record"; cat "$out/ng/runs.jsonl"; fails=$((fails + 1)); }
 # data parallel: --nproc 1 runs the group code path and trains exactly like a plain run;
 # CPU groups of several ranks are refused before any work
 expect 1 "--nproc > 1 needs --device cuda" --nproc 2 --task mnist --backbone vit-nano --synth --out "$out"

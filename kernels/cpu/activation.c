@@ -38,3 +38,8 @@ void imb_act_bwd_cpu(imb_act_kind kind, float *dx, const float *x, const float *
 #pragma omp parallel for
     for (int64_t i = 0; i < n; i++) dx[i] += dout[i] * dact(kind, x[i]);
 }
+
+void imb_act_grad_cpu(imb_act_kind kind, float *dx, const float *x, const float *dout, int64_t n) {
+#pragma omp parallel for
+    for (int64_t i = 0; i < n; i++) dx[i] = 0.0f + dout[i] * dact(kind, x[i]);
+}

@@ -39,6 +39,11 @@ __global__ static void act_bwd(imb_act_kind kind, float *dx, const float *x, con
     IMB_FOR(i, n) dx[i] += dout[i] * dact(kind, x[i]);
 }
 
+// 0 + v, as a zeroed buffer plus v: -0 becomes +0 exactly as in act_bwd
+__global__ static void act_grad(imb_act_kind kind, float *dx, const float *x, const float *dout, int64_t n) {
+    IMB_FOR(i, n) dx[i] = 0.0f + dout[i] * dact(kind, x[i]);
+}
+
 extern "C" void imb_act_fwd_cuda(imb_act_kind kind, float *out, const float *x, int64_t n) {
     if (n <= 0) return;
     IMB_LAUNCH(act_fwd, imb_blocks(n, IMB_THREADS), IMB_THREADS, 0, kind, out, x, n);
@@ -47,4 +52,9 @@ extern "C" void imb_act_fwd_cuda(imb_act_kind kind, float *out, const float *x, 
 extern "C" void imb_act_bwd_cuda(imb_act_kind kind, float *dx, const float *x, const float *dout, int64_t n) {
     if (n <= 0) return;
     IMB_LAUNCH(act_bwd, imb_blocks(n, IMB_THREADS), IMB_THREADS, 0, kind, dx, x, dout, n);
+}
+
+extern "C" void imb_act_grad_cuda(imb_act_kind kind, float *dx, const float *x, const float *dout, int64_t n) {
+    if (n <= 0) return;
+    IMB_LAUNCH(act_grad, imb_blocks(n, IMB_THREADS), IMB_THREADS, 0, kind, dx, x, dout, n);
 }
