@@ -5,4 +5,9 @@
 
 int imb_synth_write_mnist_idx(const char *root, int per_class_train, int per_class_val, uint64_t seed, char *err,
                               size_t errn);
+/* data/synth/text.c */
+int imb_synth_write_agnews(const char *root, int per_class_train, int per_class_val, uint64_t seed, char *err,
+                           size_t errn);
+int imb_synth_write_imdb(const char *root, int per_class_train, int per_class_val, uint64_t seed, char *err,
+                         size_t errn);
 #endif
