@@ -3,10 +3,10 @@
 #include "bench.h"
 #include "cli.h"
 #include "demo.h"
-#include "prepare.h"
+#include "dist.h"
+#include "launch.h"
 #include "protocol.h"
 #include "registry.h"
-#include "train.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,29 +76,41 @@ int main(int argc, char **argv) {
         if (!cli.backbone) return fail("bench needs --backbone (harness list shows them)");
         return imb_bench_run(&cli, stdout, err, sizeof err) ? fail(err) : 0;
     }
+    if (cli.nproc) {
+        if (strcmp(cli.cmd, "train")) return fail("--nproc is for training (train command)");
+        if (getenv("IMB_RANK")) return fail("--nproc inside a launched rank");
+        if (cli.nproc > 1 && strcmp(cli.device, "cuda"))
+            return fail("--nproc > 1 needs --device cuda (ranks all-reduce over NCCL); CPU runs are one process");
+        err[0] = 0;
+        rc = imb_launch(cli.nproc, argc, argv, err, sizeof err);
+        if (rc && err[0]) fail(err);
+        return rc;
+    }
+    imb_rank_info ri;
+    if (imb_rank_from_env(&ri, cli.init, err, sizeof err)) return fail(err);
+    cli.rank = ri.rank;
+    cli.world = ri.world;
+    cli.local_rank = ri.local_rank;
+    cli.group = ri.world > 1 || getenv("IMB_WORLD") || cli.init;
+    snprintf(cli.init_spec, sizeof cli.init_spec, "%s", ri.init);
+    if (cli.world > 1 && strcmp(cli.device, "cuda"))
+        return fail("a data-parallel group needs --device cuda (ranks all-reduce over NCCL)");
+    if (cli.group && !strcmp(cli.device, "cuda") && imb_dist_select_device(cli.local_rank, err, sizeof err))
+        return fail(err);
     if (!cli.task) return fail("--task is required (harness list shows the tasks)");
     const imb_task_def *task = imb_task_find(cli.task);
     if (!task) { imb_task_unknown(cli.task, err, sizeof err); return fail(err); }
     imb_protocol *p = open_protocol(&cli, task, err, sizeof err);
     if (!p) return fail(err);
     if (!strcmp(cli.cmd, "prepare")) {
-        if (!cli.data) { imb_protocol_free(p); return fail("prepare needs --data DIR"); }
-        const char *splits[2] = { p->data.train_split[0] ? p->data.train_split : task->train_split,
-                                  p->data.val_split[0] ? p->data.val_split : task->val_split };
-        for (int i = 0; i < 2; i++) {
-            imb_shard s;
-            if (imb_prepare_split(task, cli.data, splits[i], (int)p->data.store_size, &s, stdout, err, sizeof err)) {
-                imb_protocol_free(p);
-                return fail(err);
-            }
-            printf("%s %s: %d samples, %d classes in %s\n", task->name, splits[i], s.n, s.nclasses, s.path);
-            imb_shard_close(&s);
-        }
-        imb_protocol_free(p);
-        return 0;
+        rc = cli.data ? task->prepare(task, cli.data, p, stdout, err, sizeof err) : -1;
+        if (!cli.data) snprintf(err, sizeof err, "prepare needs --data DIR");
+    } else if (!cli.backbone) {
+        rc = -1;
+        snprintf(err, sizeof err, "--backbone is required (harness list shows them)");
+    } else {
+        rc = task->run(&cli, task, p, err, sizeof err);
     }
-    if (!cli.backbone) { imb_protocol_free(p); return fail("--backbone is required (harness list shows them)"); }
-    rc = imb_run_imagecls(&cli, task, p, err, sizeof err);
     imb_protocol_free(p);
     return rc ? fail(err) : 0;
 }

@@ -89,3 +89,16 @@ int imb_prepare_split(const imb_task_def *task, const char *root, const char *sp
     if (imb_shard_open(path, fp, out, err, errn) != IMB_SHARD_OK) return -1;
     return 0;
 }
+
+int imb_prepare_images(const imb_task_def *task, const char *root, const imb_protocol *p, FILE *log, char *err,
+                       size_t errn) {
+    const char *splits[2] = { p->data.train_split[0] ? p->data.train_split : task->train_split,
+                              p->data.val_split[0] ? p->data.val_split : task->val_split };
+    for (int i = 0; i < 2; i++) {
+        imb_shard s;
+        if (imb_prepare_split(task, root, splits[i], (int)p->data.store_size, &s, log, err, errn)) return -1;
+        if (log) fprintf(log, "%s %s: %d samples, %d classes in %s\n", task->name, splits[i], s.n, s.nclasses, s.path);
+        imb_shard_close(&s);
+    }
+    return 0;
+}

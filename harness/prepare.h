@@ -10,4 +10,8 @@
  * whose shorter side exceeds store_size are shrunk to it (0 keeps sizes). log may be NULL. */
 int imb_prepare_split(const imb_task_def *task, const char *root, const char *split, int store_size, imb_shard *out,
                       FILE *log, char *err, size_t errn);
+/* harness prepare for image tasks: the shards of the protocol's train and val splits
+ * (data.train_split / data.val_split, default the task's), one line per split on log. */
+int imb_prepare_images(const imb_task_def *task, const char *root, const imb_protocol *p, FILE *log, char *err,
+                       size_t errn);
 #endif

@@ -1,5 +1,7 @@
 /* The task table. */
 #include "registry.h"
+#include "prepare.h"
+#include "train.h"
 #include <string.h>
 #include <sys/stat.h>
 
@@ -13,10 +15,10 @@ static int read_mnist(const char *root, const char *split, imb_sample_list *out,
 }
 
 static const imb_task_def tasks[] = {
-    { "imagenet", "imagecls", "ImageNet class folders (+ flat val with label file)", imb_read_imagenet, "train", "val", "imagenet" },
-    { "food101", "imagecls", "Food-101 (meta/train.txt, test.txt, classes.txt)", imb_read_food101, "train", "test", "food101" },
-    { "food11", "imagecls", "Food-11 (<cls>_<id>.jpg in training/validation)", imb_read_food11, "train", "val", "food11" },
-    { "mnist", "imagecls", "MNIST, IDX files or ImageNet class-folder layout", read_mnist, "train", "val", "mnist-idx" },
+    { "imagenet", "imagecls", "ImageNet class folders (+ flat val with label file)", imb_read_imagenet, "train", "val", "imagenet", imb_run_imagecls, imb_prepare_images, NULL },
+    { "food101", "imagecls", "Food-101 (meta/train.txt, test.txt, classes.txt)", imb_read_food101, "train", "test", "food101", imb_run_imagecls, imb_prepare_images, NULL },
+    { "food11", "imagecls", "Food-11 (<cls>_<id>.jpg in training/validation)", imb_read_food11, "train", "val", "food11", imb_run_imagecls, imb_prepare_images, NULL },
+    { "mnist", "imagecls", "MNIST, IDX files or ImageNet class-folder layout", read_mnist, "train", "val", "mnist-idx", imb_run_imagecls, imb_prepare_images, NULL },
 };
 
 const imb_task_def *imb_task_find(const char *name) {

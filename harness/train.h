@@ -1,4 +1,4 @@
-/* The train / eval loop of the harness for image classification tasks. */
+/* Image classification glue: the run entry point of the imagecls task kind. */
 #ifndef IMB_TRAIN_H
 #define IMB_TRAIN_H
 #include "cli.h"
