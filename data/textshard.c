@@ -199,23 +199,34 @@ void imb_text_shard_close(imb_text_shard *s) {
 
 struct imb_text_loader {
     const imb_text_shard *s;
-    int batch, max_len, shuffle;
+    int batch, max_len, shuffle, rank, world;
     uint64_t seed;
-    int64_t nbatches, epoch, next;
-    int32_t *perm;
+    int64_t nbatches, epoch, next, window;
+    int32_t *perm, *key;
+    int64_t *sortbuf;            /* (length, position) of one window */
     int64_t perm_epoch;
 };
 
 imb_text_loader *imb_text_loader_new(const imb_text_shard *s, int batch, int max_len, int shuffle, int drop_last,
                                      uint64_t seed, char *err, size_t errn) {
-    if (!s || !s->map || batch < 1 || max_len < 1 || (drop_last && s->n < batch)) {
-        imb_errf(err, errn, "text loader: need an open shard, batch >= 1, max_len >= 1%s (%d records, batch %d)",
-                 drop_last ? " and at least one full batch" : "", s ? s->n : 0, batch);
+    return imb_text_loader_new_rank(s, batch, max_len, shuffle, drop_last, seed, 0, 1, err, errn);
+}
+
+imb_text_loader *imb_text_loader_new_rank(const imb_text_shard *s, int batch, int max_len, int shuffle, int drop_last,
+                                          uint64_t seed, int rank, int world, char *err, size_t errn) {
+    if (!s || !s->map || batch < 1 || max_len < 1 || world < 1 || rank < 0 || rank >= world ||
+        (world > 1 && !drop_last) || (drop_last && s->n < batch * world)) {
+        imb_errf(err, errn, "text loader: need an open shard, batch >= 1, max_len >= 1, rank in [0, world)%s "
+                 "(%d records, batch %d, rank %d of %d)", drop_last ? " and at least one full batch" : " and drop_last for ranks",
+                 s ? s->n : 0, batch, rank, world);
         return NULL;
     }
     imb_text_loader *l = calloc(1, sizeof *l);
     if (l) l->perm = malloc(sizeof *l->perm * (size_t)s->n);
-    if (!l || !l->perm) {
+    if (l) l->key = malloc(sizeof *l->key * (size_t)s->n);
+    if (l) l->sortbuf = malloc(sizeof *l->sortbuf * (size_t)s->n);
+    if (!l || !l->perm || !l->key || !l->sortbuf) {
+        if (l) free(l->perm), free(l->key), free(l->sortbuf);
         free(l);
         imb_errf(err, errn, "text loader: out of memory");
         return NULL;
@@ -225,17 +236,59 @@ imb_text_loader *imb_text_loader_new(const imb_text_shard *s, int batch, int max
     l->max_len = max_len;
     l->shuffle = shuffle;
     l->seed = seed;
-    l->nbatches = drop_last ? s->n / batch : (s->n + batch - 1) / batch;
+    l->rank = rank;
+    l->world = world;
+    l->nbatches = drop_last ? s->n / (batch * world) : (s->n + batch - 1) / batch;
     l->perm_epoch = -1;
     return l;
+}
+
+void imb_text_loader_bucket(imb_text_loader *l, int64_t window) {
+    l->window = window > 0 ? window : 0;
+    l->perm_epoch = -1;
+}
+
+/* (length, position) pairs packed in one int64 for sorting a window */
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorts each window of the order by length, then shuffles its whole batches. */
+static void group_lengths(imb_text_loader *l, uint64_t stream) {
+    int n = l->s->n, bw = l->batch * l->world;
+    int64_t span = l->window * bw < n ? l->window * bw : n;
+    int64_t *tmp = l->sortbuf;
+    for (int64_t w0 = 0; w0 < n; w0 += span) {
+        int64_t m = n - w0 < span ? n - w0 : span;
+        for (int64_t i = 0; i < m; i++) {
+            int len;
+            imb_text_shard_get(l->s, l->perm[w0 + i], NULL, 0, &len, NULL);
+            if (len > l->max_len) len = l->max_len;
+            tmp[i] = (int64_t)len << 32 | (int64_t)i;
+        }
+        qsort(tmp, (size_t)m, sizeof *tmp, cmp_i64);
+        for (int64_t i = 0; i < m; i++) l->key[i] = l->perm[w0 + (tmp[i] & 0xffffffff)];
+        memcpy(l->perm + w0, l->key, sizeof *l->perm * (size_t)m);
+        if (!l->shuffle) continue;
+        /* the window's full batches in a seeded order (a short tail batch stays last) */
+        int64_t nb = m / bw;
+        for (int64_t i = nb - 1; i > 0; i--) {
+            int64_t j = imb_rng_below(l->seed, stream ^ 0x6275636b6574ull, (uint64_t)(w0 + i), (uint32_t)i + 1);
+            if (j == i) continue;
+            memcpy(l->key, l->perm + w0 + i * bw, sizeof *l->key * (size_t)bw);
+            memcpy(l->perm + w0 + i * bw, l->perm + w0 + j * bw, sizeof *l->perm * (size_t)bw);
+            memcpy(l->perm + w0 + j * bw, l->key, sizeof *l->key * (size_t)bw);
+        }
+    }
 }
 
 /* Fisher-Yates with one counter-based draw per position: a pure function of (seed, epoch). */
 static void make_perm(imb_text_loader *l) {
     int n = l->s->n;
     for (int i = 0; i < n; i++) l->perm[i] = i;
+    uint64_t stream = imb_hash64((uint64_t)l->epoch ^ TEXT_PERM_TAG);
     if (l->shuffle) {
-        uint64_t stream = imb_hash64((uint64_t)l->epoch ^ TEXT_PERM_TAG);
         for (int i = n - 1; i > 0; i--) {
             int j = (int)imb_rng_below(l->seed, stream, (uint64_t)i, (uint32_t)i + 1);
             int32_t t = l->perm[i];
@@ -243,6 +296,7 @@ static void make_perm(imb_text_loader *l) {
             l->perm[j] = t;
         }
     }
+    if (l->window) group_lengths(l, stream);
     l->perm_epoch = l->epoch;
 }
 
@@ -254,7 +308,7 @@ int imb_text_loader_next(imb_text_loader *l, int32_t *ids, float *mask, int32_t 
         return 1;
     }
     if (l->perm_epoch != l->epoch) make_perm(l);
-    int64_t start = l->next * l->batch;
+    int64_t start = (l->next * l->world + l->rank) * l->batch;
     int c = (int)(l->s->n - start < l->batch ? l->s->n - start : l->batch), L = 1;
     for (int r = 0; r < c; r++) {
         int n;
@@ -292,5 +346,7 @@ int64_t imb_text_loader_batches(const imb_text_loader *l) { return l->nbatches; 
 void imb_text_loader_free(imb_text_loader *l) {
     if (!l) return;
     free(l->perm);
+    free(l->key);
+    free(l->sortbuf);
     free(l);
 }

@@ -44,6 +44,17 @@ void imb_text_shard_close(imb_text_shard *s);
 typedef struct imb_text_loader imb_text_loader;
 imb_text_loader *imb_text_loader_new(const imb_text_shard *s, int batch, int max_len, int shuffle, int drop_last,
                                      uint64_t seed, char *err, size_t errn);
+/* One rank of a data-parallel group (as imb_loader_new_rank): global batch k of epoch e holds
+ * positions [k*batch*world, (k+1)*batch*world) and this rank loads [(k*world + rank)*batch,
+ * +batch). world > 1 needs drop_last. imb_text_loader_new is rank 0 of 1. */
+imb_text_loader *imb_text_loader_new_rank(const imb_text_shard *s, int batch, int max_len, int shuffle, int drop_last,
+                                          uint64_t seed, int rank, int world, char *err, size_t errn);
+/* Length grouping, so batches carry little padding: the epoch's order is cut into windows of
+ * `window` global batches, each window is sorted by length (capped at max_len; ties keep their
+ * order) and, when shuffling, its batches are put in an order drawn from (seed, epoch). Still a
+ * pure function of (seed, epoch), so resuming and ranks work as before. 0 (the default) = off;
+ * a window of at least imb_text_loader_batches sorts the whole epoch (evaluation). */
+void imb_text_loader_bucket(imb_text_loader *l, int64_t window);
 /* Writes ids i32 [count, *len] (padding id 0), mask f32 [count, *len] (1 token, 0 padding) and
  * labels [count], row-major and packed (ids, mask hold batch * max_len) and returns 0; at the
  * end of an epoch returns 1 with *count = 0 (the next call starts the next epoch). */

@@ -65,6 +65,7 @@ typedef struct imb_protocol {
         int64_t patch_size, loader_threads;
         int64_t store_size;                    /* shard cache shorter-side cap; 0: original sizes */
         int64_t synth_train, synth_val;        /* sizes of the generated dataset (--synth) */
+        int64_t max_len, vocab_size;           /* text tasks; 0 when unset */
     } data;
     struct {
         char preset[64];
