@@ -16,6 +16,10 @@ grep -q '"task": *"agnews"' "$out/a/runs.jsonl"
 grep -q '"accuracy"' "$out/a/runs.jsonl"
 grep -q '"vocab"' "$out/a/runs.jsonl"
 grep -q '"off_protocol": *true' "$out/a/runs.jsonl"
+# eval of the checkpoint gives the accuracy the run ended with
+run e.log eval --task agnews --backbone $bb --synth --out "$out/a" $small train.steps=24
+acc() { grep '^| agnews |' "$out/$1" | cut -d'|' -f6; }
+test -n "$(acc a.log)" && test "$(acc a.log)" = "$(acc e.log)" || { echo "train vs eval accuracy: $(acc a.log) / $(acc e.log)"; exit 1; }
 # prepare on the same data reuses the caches and reports them
 run p.log prepare --task agnews --data "$out/a/synth/agnews"
 grep -q "agnews train: 192 texts, 4 classes" "$out/p.log"
