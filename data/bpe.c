@@ -165,7 +165,10 @@ static int char_class(const uint8_t *s, size_t n, size_t i, size_t *len) {
     }
 }
 
-/* End of the piece starting at i: [space] run-of-one-class, or a lone space. */
+/* End of the piece starting at i: [space] run-of-one-class, or a lone space. A run stops after
+ * MAX_PIECE bytes (at a character boundary): merging inside a piece costs its length squared,
+ * and nothing useful is learned from a megabyte without a space. */
+enum { MAX_PIECE = 64 };
 static size_t piece_end(const uint8_t *s, size_t n, size_t i) {
     size_t len;
     int c = char_class(s, n, i, &len);
@@ -176,7 +179,7 @@ static size_t piece_end(const uint8_t *s, size_t n, size_t i) {
         if (c == CL_SPACE) return j;
         j += len;
     }
-    while (j < n) {
+    while (j < n && j - i < MAX_PIECE) {
         if (char_class(s, n, j, &len) != c) break;
         j += len;
     }

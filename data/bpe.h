@@ -20,7 +20,8 @@ void imb_ids_free(imb_ids *v);
 
 /* Learns up to vocab_size - 257 merges on texts (normalised UTF-8). Pre-tokenisation: the text
  * is cut into pieces, each an optional single leading space plus a maximal run of one class
- * (letters and marks, numbers, anything else); merges never cross pieces. Each step merges the
+ * (letters and marks, numbers, anything else; a run ends after 64 bytes at a character
+ * boundary); merges never cross pieces. Each step merges the
  * most frequent adjacent pair (counted over pieces weighted by their frequency); ties go to the
  * smaller left id, then the smaller right id, so the result depends only on the texts' multiset
  * of pieces. Training stops early when no pair occurs twice (imb_bpe_vocab says how many ids

@@ -397,6 +397,11 @@ START_TEST(bpe_roundtrip) {
     roundtrip(b, (const char *)raw, sizeof raw);
     roundtrip(b, "", 0);
     roundtrip(b, "  double  spaces ", 17);
+    /* a 100000-letter "word": cut into bounded pieces, so encoding stays linear */
+    char *longword = malloc(100000);
+    for (int i = 0; i < 100000; i++) longword[i] = "the cat"[i % 3];
+    roundtrip(b, longword, 100000);
+    free(longword);
     /* learned merges compress the training text */
     imb_ids ids = { 0 };
     ck_assert_int_eq(imb_bpe_encode(b, corpus[0], strlen(corpus[0]), &ids), 0);
