@@ -223,21 +223,28 @@ static imb_tensor *block_forward(imb_ctx *ctx, const imb_backbone *bb, const imb
     imb_tensor *h = bb->mixer->forward(ctx, b->mixer, imb_layernorm(ctx, x, b->norm1_w, b->norm1_b, eps), g);
     x = imb_residual(ctx, x, h, NULL);
     h = imb_layernorm(ctx, x, b->norm2_w, b->norm2_b, eps);
-    h = imb_linear(ctx, imb_gelu(ctx, imb_linear(ctx, h, b->fc1_w, b->fc1_b)), b->fc2_w, b->fc2_b);
+    h = imb_linear(ctx, imb_linear_gelu(ctx, h, b->fc1_w, b->fc1_b), b->fc2_w, b->fc2_b);
     return imb_residual(ctx, x, h, NULL);
 }
 
-/* 2x2 patch merging of an H x W grid: [B, H*W, C] -> [B, H/2 * W/2, 4C], channel order
- * (dh, dw, c). Hierarchical layouts are for images only (1-D tasks run isotropic). */
+/* 2x2 patch merging of an H x W grid: [B, H*W, C] -> [B, ceil(H/2) * ceil(W/2), 4C], channel
+ * order (dh, dw, c); an odd grid gets a zero row / column at the bottom / right first (Swin's and
+ * VMamba's PatchMerging2D), so a 224 / 16 = 14 grid still runs four stages (14, 7, 4, 2).
+ * Hierarchical layouts are for images only (1-D tasks run isotropic). */
 static imb_tensor *merge(imb_ctx *ctx, const imb_backbone *bb, int s, imb_tensor *x, imb_grid *g) {
     if (!x) return NULL;
     int64_t B = x->shape[0], C = x->shape[2];
     if (g->W == 1 || g->mask)
         return imb_fail(ctx, "backbone %s: hierarchical stages need an unpadded 2-D grid (1-D inputs run isotropic)",
                         bb->cfg.preset), NULL;
-    if (g->H % 2 || g->W % 2)
-        return imb_fail(ctx, "backbone %s: stage %d downsampling needs an even grid, got %dx%d", bb->cfg.preset, s,
-                        g->H, g->W), NULL;
+    if (g->H % 2 || g->W % 2) {
+        x = imb_reshape(ctx, x, 4, IMB_SHAPE(B, g->H, g->W, C));
+        if (g->W % 2)
+            x = imb_concat(ctx, (imb_tensor *[]){ x, imb_full(ctx, 4, IMB_SHAPE(B, g->H, 1, C), 0.0f) }, 2, 2), g->W++;
+        if (g->H % 2)
+            x = imb_concat(ctx, (imb_tensor *[]){ x, imb_full(ctx, 4, IMB_SHAPE(B, 1, g->W, C), 0.0f) }, 2, 1), g->H++;
+        if (!x) return NULL;
+    }
     x = imb_reshape(ctx, x, 4, IMB_SHAPE(B * g->H / 2, 2, g->W / 2, 2 * C));
     x = imb_permute(ctx, x, (const int[]){ 0, 2, 1, 3 });
     g->H /= 2;

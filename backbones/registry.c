@@ -2,5 +2,7 @@
 #include "backbone.h"
 
 extern const imb_mixer_def imb_mixer_vit;
+extern const imb_mixer_def imb_mixer_linformer;
+extern const imb_mixer_def imb_mixer_vmamba;
 
-const imb_mixer_def *const imb_mixers[] = { &imb_mixer_vit, NULL };
+const imb_mixer_def *const imb_mixers[] = { &imb_mixer_vit, &imb_mixer_linformer, &imb_mixer_vmamba, NULL };

@@ -1,6 +1,7 @@
 #!/bin/bash
 # One device session: build, make check (CUDA parity runs, not skipped), compute-sanitizer
-# on the parity table, the attention benchmark, the timm golden check, a CUDA training run.
+# on the parity table, the attention benchmark, the timm golden check, a CUDA training run,
+# CUDA graphs against eager steps, fp32 vs TF32 harness bench, memcheck on replayed steps.
 # Usage on the GPU machine (see ../shared/gpu/README.md): bash bench/gpu_run.sh  (logs in $OUT)
 set -u
 OUT=${OUT:-/tmp/imb-gpu}
@@ -38,5 +39,26 @@ tiny="--task mnist --backbone vit-nano --synth --protocol quickstart --device cu
 ./harness --nproc 1 $tiny --checkpoint "$OUT/dp/nproc1.safetensors" > "$OUT/dp_nproc1.log" 2>&1
 cmp -s "$OUT/dp/plain.safetensors.losses" "$OUT/dp/nproc1.safetensors.losses"
 row "--nproc 1 (NCCL) losses == plain" "rc=$? $(grep -m1 'data parallel' "$OUT/dp_nproc1.log")"
+# CUDA graphs, TF32 (issue 4): a replayed step gives the eager step's loss bit for bit
+row "graph tests (test_graph_cuda)" "$(tail -1 tests/test_graph_cuda.log 2>/dev/null)"
+g="--task mnist --backbone vit-nano --synth --protocol quickstart --device cuda --out $OUT/graph --stop-after 30"
+./harness $g --checkpoint "$OUT/graph/on.safetensors" > "$OUT/graph_on.log" 2>&1
+./harness $g --no-graph --checkpoint "$OUT/graph/off.safetensors" > "$OUT/graph_off.log" 2>&1
+cmp -s "$OUT/graph/on.safetensors.losses" "$OUT/graph/off.safetensors.losses"
+row "graph vs --no-graph: 30 losses identical" "rc=$? $(grep '^CUDA graphs:' "$OUT/graph_on.log" | tail -1)"
+# samples/s over the 30 steps (warm-up and capture included) -> ms per step of batch 64
+sps() { grep -o '[0-9.]* samples/s' "$1" | tail -1 | awk '{ printf "%s samples/s = %.3f ms/step", $1, 64000 / $1 }'; }
+row "quickstart step, graph" "$(sps "$OUT/graph_on.log")"
+row "quickstart step, --no-graph" "$(sps "$OUT/graph_off.log")"
+for p in fp32 tf32; do
+  ./harness bench --backbone vit-s --res 224 --batch 64 --device cuda --precision $p > "$OUT/bench_vits_$p.log" 2>&1
+  row "bench vit-s 224 b64 $p (graph)" "rc=$? $(grep -m1 '^| vit-s' "$OUT/bench_vits_$p.log")"
+done
+./harness bench --backbone vit-s --res 224 --batch 64 --device cuda --precision fp32 --no-graph > "$OUT/bench_vits_eager.log" 2>&1
+row "bench vit-s 224 b64 fp32 --no-graph" "rc=$? $(grep -m1 '^| vit-s' "$OUT/bench_vits_eager.log")"
+# memcheck over 3 replayed train steps (step 1 eager, step 2 captured, steps 3-5 replayed)
+timeout 600 compute-sanitizer --tool memcheck --error-exitcode 9 ./harness --task mnist --backbone vit-nano --synth \
+    --protocol quickstart --device cuda --out "$OUT/msan" --stop-after 5 > "$OUT/memcheck_graph.log" 2>&1
+row "memcheck, 3 replayed train steps" "rc=$? $(grep -m1 'ERROR SUMMARY' "$OUT/memcheck_graph.log") $(grep '^CUDA graphs:' "$OUT/memcheck_graph.log" | tail -1)"
 row "wall" "$(( $(date +%s) - t0 )) s"
 echo; cat "$OUT/summary.md"

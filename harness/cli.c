@@ -1,6 +1,7 @@
 /* Command-line parsing: subcommand, --flags, and key=value overrides. */
 #include "cli.h"
 #include "backbone.h"
+#include "ctx.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +18,8 @@ void imb_cli_help(FILE *f) {
 "  demo              train the embedded two-spirals MLP (no dataset needed)\n"
 "  bench             efficiency of --backbone in the image-classification model on random input:\n"
 "                    latency, inference and train-step throughput, memory, params, GFLOPs\n"
-"                    (--res 224,384,512 --batch 64 --reps 20 --warmup 5 --patch 16 --device D)\n"
+"                    (--res 224,384,512 --batch 64 --reps 20 --warmup 5 --device D; --patch P: stem stride,\n"
+"                    default 16 for single-stage backbones as timm's ViTs, 4 for hierarchical ones)\n"
 "\n"
 "options:\n"
 "  --task T          task name (harness list shows them)\n"
@@ -29,7 +31,10 @@ void imb_cli_help(FILE *f) {
 "  --checkpoint F    checkpoint to write (train) or read (eval); default <out>/<task>-<backbone>.safetensors\n"
 "  --resume          continue the run from --checkpoint bit-identically\n"
 "  --device D        cpu (default) or cuda\n"
-"  --precision P     fp32 (default) or bf16 (cuda only)\n"
+"  --precision P     fp32 (default, pedantic fp32 GEMMs) or tf32 (cuda: fp32 storage, GEMMs on TF32\n"
+"                    tensor cores); bf16 is not implemented yet\n"
+"  --no-graph        run every CUDA training step eagerly (default: step 2 is captured as a CUDA\n"
+"                    graph and replayed; for debugging)\n"
 "  --seed N          override the protocol's seed (recorded; marks the run off-protocol if pinned)\n"
 "  --threads N       loader threads (default: the protocol's)\n"
 "  --deterministic   no atomics in reductions\n"
@@ -80,7 +85,7 @@ int imb_cli_parse(int argc, char **argv, imb_cli *cli, char *err, size_t errn) {
     cli->bench_batch = 64;
     cli->bench_reps = 20;
     cli->bench_warmup = 5;
-    cli->bench_patch = 16;
+    cli->bench_patch = 0;   /* per backbone: see bench.c */
     int i = 1;
     if (argc > 1 && argv[1][0] != '-' && !strchr(argv[1], '=')) {
         for (int k = 0; cmds[k]; k++)
@@ -156,6 +161,7 @@ int imb_cli_parse(int argc, char **argv, imb_cli *cli, char *err, size_t errn) {
         else if (!strcmp(a, "--synth")) cli->synth = 1;
         else if (!strcmp(a, "--resume")) cli->resume = 1;
         else if (!strcmp(a, "--deterministic")) cli->deterministic = 1;
+        else if (!strcmp(a, "--no-graph")) cli->no_graph = 1;
         else if (a[0] != '-' && strchr(a, '=') && a[0] != '=') {
             const char *eq = strchr(a, '='), *dot = strchr(a, '.');
             int proto = dot && dot < eq;
@@ -171,9 +177,33 @@ int imb_cli_parse(int argc, char **argv, imb_cli *cli, char *err, size_t errn) {
         snprintf(err, errn, "--device %s: valid: cpu cuda", cli->device);
         return -1;
     }
-    if (strcmp(cli->precision, "fp32") && strcmp(cli->precision, "bf16")) {
-        snprintf(err, errn, "--precision %s: valid: fp32 bf16", cli->precision);
+    if (strcmp(cli->precision, "fp32") && strcmp(cli->precision, "tf32") && strcmp(cli->precision, "bf16")) {
+        snprintf(err, errn, "--precision %s: valid: fp32 tf32 bf16", cli->precision);
         return -1;
     }
+    if (!strcmp(cli->precision, "bf16")) {
+        snprintf(err, errn, "--precision bf16: not implemented yet (bf16 activations and GEMMs are a later issue); "
+                            "use fp32, or tf32 on cuda");
+        return -1;
+    }
+    if (!strcmp(cli->precision, "tf32") && strcmp(cli->device, "cuda")) {
+        snprintf(err, errn, "--precision tf32: tf32 is a CUDA precision (TF32 tensor-core GEMMs); add --device cuda "
+                            "or use fp32");
+        return -1;
+    }
+    return 0;
+}
+
+int imb_cli_precision(const imb_cli *cli, imb_ctx *ctx, char *err, size_t errn) {
+    int tf32 = !strcmp(cli->precision, "tf32");
+    if (!tf32 && strcmp(cli->precision, "fp32")) {
+        snprintf(err, errn, "--precision %s: only fp32 and tf32 exist", cli->precision);
+        return -1;
+    }
+    if (tf32 && ctx->device != IMB_CUDA) {
+        snprintf(err, errn, "--precision tf32: tf32 is a CUDA precision (the context is on %s)", imb_device_name(ctx->device));
+        return -1;
+    }
+    ctx->precision = tf32 ? IMB_PREC_TF32 : IMB_PREC_FP32;
     return 0;
 }

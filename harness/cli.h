@@ -9,6 +9,7 @@ typedef struct imb_cli {
     const char *cmd;          /* train (default), list, prepare, eval, demo */
     const char *task, *backbone, *data, *protocol, *checkpoint, *device, *precision, *out_dir;
     int synth, resume, deterministic, threads;
+    int no_graph;             /* --no-graph: every CUDA training step runs eagerly (debugging) */
     long long stop_after;     /* testing: stop after this many steps as if killed (0: never) */
     long long seed;           /* -1: the protocol's */
     int nproto, nbackbone;    /* "section.key=value" protocol overrides; "key=value" backbone options */
@@ -27,6 +28,10 @@ typedef struct imb_cli {
 /* 0 ok, 1 help printed, -1 error (message in err) */
 int imb_cli_parse(int argc, char **argv, imb_cli *cli, char *err, size_t errn);
 void imb_cli_help(FILE *f);
+/* Applies --precision to a context: fp32, or tf32 (CUDA GEMMs on TF32 tensor cores; an
+ * error on a CPU context). 0 or -1 with err. */
+struct imb_ctx;
+int imb_cli_precision(const imb_cli *cli, struct imb_ctx *ctx, char *err, size_t errn);
 /* The backbone config of --backbone with the key=value backbone options applied. */
 struct imb_backbone_cfg;
 int imb_cli_backbone(const imb_cli *cli, struct imb_backbone_cfg *cfg, char *err, size_t errn);

@@ -57,7 +57,7 @@ typedef struct imb_protocol {
         int64_t seed, eval_interval, ckpt_interval;
     } train;
     struct {
-        char train_split[32], val_split[32];   /* "": the task's own split names */
+        char train_split[128], val_split[128]; /* "": the task's own split names */
         int64_t input_size, channels;
         double crop_pct;
         int64_t augment;
@@ -66,6 +66,9 @@ typedef struct imb_protocol {
         int64_t store_size;                    /* shard cache shorter-side cap; 0: original sizes */
         int64_t synth_train, synth_val;        /* sizes of the generated dataset (--synth) */
         int64_t max_len, vocab_size;           /* text tasks; 0 when unset */
+        int64_t bucket;                        /* speech: length-bucketing runs of bucket x batch utterances */
+        int64_t specaug_freq_masks, specaug_freq_width, specaug_time_masks;   /* speech: SpecAugment */
+        double specaug_time_ratio;
     } data;
     struct {
         char preset[64];

@@ -6,6 +6,7 @@
 #include "loader.h"
 #include "loss.h"
 #include "prepare.h"
+#include "step.h"
 #include "topk.h"
 #include "trainer.h"
 #include <math.h>
@@ -80,10 +81,12 @@ static int setup(run *r, char *err, size_t errn) {
         snprintf(err, errn, "model: %s", imb_error(r->ctx));
         return -1;
     }
+    /* pinned on CUDA: the batch is copied to the device by DMA, without staging; the loader
+     * refills it only after the step that reads it has finished */
     size_t per = imb_transform_out_len(&r->ttrain);
-    r->x = malloc(sizeof *r->x * per * (size_t)r->batch);
-    r->y = malloc(sizeof *r->y * (size_t)r->batch);
-    if (!r->x || !r->y) { snprintf(err, errn, "out of host memory"); return -1; }
+    r->x = imb_pinned_alloc(r->ctx, sizeof *r->x * per * (size_t)r->batch);
+    r->y = imb_pinned_alloc(r->ctx, sizeof *r->y * (size_t)r->batch);
+    if (!r->x || !r->y) { snprintf(err, errn, "batch buffers: %s", imb_error(r->ctx)); return -1; }
     return 0;
 }
 
@@ -93,9 +96,7 @@ static void teardown(run *r) {
     imb_shard_close(&r->train_shard);
     imb_shard_close(&r->val_shard);
     imb_imagecls_free(r->model);
-    imb_ctx_free(r->ctx);
-    free(r->x);
-    free(r->y);
+    imb_ctx_free(r->ctx);   /* frees the batch buffers too */
 }
 
 /* the trainer begins training steps; evaluation begins its own */

@@ -92,8 +92,8 @@ static int setup(run *r, char *err, size_t errn) {
     r->val = imb_text_loader_new(&r->val_shard, r->batch, r->max_len, 0, 0, seed, err, errn);
     if (!r->val) return -1;
     /* similar lengths share a batch: much less padding to compute (training: within windows of
-     * IMB_TEXT_BUCKET batches, shuffled; evaluation: the whole split sorted) */
-    imb_text_loader_bucket(r->train, IMB_TEXT_BUCKET);
+     * data.bucket batches, shuffled; evaluation: the whole split sorted) */
+    imb_text_loader_bucket(r->train, p->data.bucket);
     imb_text_loader_bucket(r->val, imb_text_loader_batches(r->val));
     r->ctx = imb_ctx_new(!strcmp(r->cli->device, "cuda") ? IMB_CUDA : IMB_CPU, seed, err, errn);
     if (!r->ctx) return -1;

@@ -9,9 +9,7 @@
 /* Protocol values of text tasks when the protocol leaves them unset. */
 #define IMB_TEXT_MAX_LEN 512
 #define IMB_TEXT_VOCAB 8192
-/* Training batches are grouped by length within windows of this many batches (see
- * imb_text_loader_bucket): part of every text recipe. */
-#define IMB_TEXT_BUCKET 16
+
 
 /* Trains (or with cli->cmd "eval" only evaluates) a text task (task->reader: an imb_text_reader)
  * under protocol p: tokenizer and shards from imb_prepare_text, batches padded to their longest

@@ -4,7 +4,9 @@
 #include "dist.h"
 #include "launch.h"
 #include "fileio.h"
+#include "graph.h"
 #include "optim.h"
+#include "step.h"
 #include "progress.h"
 #include "record.h"
 #include "synth.h"
@@ -83,6 +85,8 @@ typedef struct trainer {
     imb_aux_terms terms;   /* the last training step's loss terms (their weights are recorded) */
     float term_vals[IMB_MAX_AUX];   /* their values, averaged over the ranks */
     imb_dist dist;         /* the data-parallel group (no-ops for a plain run) */
+    imb_graph *graph;      /* runs each training step: eager, or as a CUDA graph (kernels/graph.h) */
+    imb_adamw *opt;        /* for the step function */
     int lead;              /* rank 0: the only one that logs, evaluates and writes files */
     char ckpt[4096], losses[4096], records[4096];
 } trainer;
@@ -134,6 +138,9 @@ static int write_record(trainer *tr, const imb_metrics *m, double sps, double wa
     imb_record_metric(&rec, "val_samples", (double)m->samples);
     imb_record_extra_num(&rec, "steps", (double)steps);
     imb_record_extra_str(&rec, "data", t->data_root);
+    char gd[800];
+    imb_record_extra_json(&rec, "no_graph", tr->cli->no_graph ? "true" : "false");
+    imb_record_extra_str(&rec, "cuda_graph", tr->graph ? imb_graph_describe(tr->graph, gd, sizeof gd) : "n/a (no training)");
     imb_record_extra_str(&rec, "checkpoint", tr->ckpt);
     if (t->record) t->record(t->ud, &rec);
     int rc = imb_record_append(&rec, tr->records, err, errn);
@@ -163,32 +170,55 @@ static void headline(const imb_metrics *m, char *buf, size_t n) {
     if (!m->n) snprintf(buf, n, "(no metrics)");
 }
 
-/* one training step; returns the loss (NaN when it is not finite: the caller stops) or -1 on error */
-static int train_step(trainer *tr, int64_t step, float lr, imb_adamw *opt, float *loss, char *err, size_t errn) {
+/* The device work of one training step, as kernels/graph.h runs it: eagerly, under capture,
+ * or as a replay's host walk. Everything per-step that the kernels need is in the step block;
+ * nothing here waits for the device. */
+static int step_fn(imb_ctx *ctx, void *ud) {
+    trainer *tr = ud;
     imb_task_run *t = tr->t;
-    imb_ctx *ctx = t->ctx;
     imb_params_zero_grad(ctx);
     imb_step_begin(ctx, 1);
     memset(&tr->terms, 0, sizeof tr->terms);
     imb_tensor *l = t->loss(t->ud, &tr->terms);
+    if (!l) return -1;
+    /* the loss and its terms go back to the host with the step block, after the step */
+    imb_step_keep(ctx, 0, l);
+    for (int i = 0; i < tr->terms.n; i++)
+        if (tr->terms.term[i]) imb_step_keep(ctx, 1 + i, tr->terms.term[i]);
+    imb_backward(ctx, l);
+    imb_dist_allreduce_grads(ctx, &tr->dist);
+    imb_grad_clip_async(ctx, (float)tr->p->train.clip_grad);
+    imb_adamw_apply(ctx, tr->opt);
+    return imb_ok(ctx) ? 0 : -1;
+}
+
+/* one training step; returns 0 with the loss in *loss (not finite: the caller stops), 1 with a
+ * non-finite gradient norm in *loss (the update was skipped), -1 on error */
+static int train_step(trainer *tr, int64_t step, float lr, imb_adamw *opt, float *loss, char *err, size_t errn) {
+    imb_ctx *ctx = tr->t->ctx;
+    tr->opt = opt;
+    ctx->st->in_host.step = step;
+    if (imb_adamw_prepare(ctx, opt, lr) || imb_graph_step(tr->graph, step_fn, tr)) {
+        snprintf(err, errn, "step %lld: %s", (long long)step, imb_error(ctx));
+        return -1;
+    }
+    /* one wait per step, in imb_graph_step: the values below are on the host now */
+    const imb_step_out *o = imb_step_result(ctx);
     /* the loss and its terms averaged over the ranks, so that every rank takes the same
-     * decisions (NaN stop) and rank 0 logs the global batch's loss */
+     * decisions (NaN stop) and rank 0 logs the global batch's loss; the gradient norm is
+     * taken after the all-reduce, the same on every rank */
     float vals[1 + IMB_MAX_AUX];
     int nv = 1 + tr->terms.n;
-    for (int i = 0; i < nv; i++) vals[i] = NAN;
-    if (l) imb_to_host(ctx, l, &vals[0], 0);
-    for (int i = 0; i < tr->terms.n; i++)
-        if (tr->terms.term[i]) imb_to_host(ctx, tr->terms.term[i], &vals[1 + i], 0);
-    imb_dist_mean(ctx, &tr->dist, vals, nv);
-    if (!imb_ok(ctx)) { snprintf(err, errn, "step %lld: %s", (long long)step, imb_error(ctx)); return -1; }
+    for (int i = 0; i < nv; i++) vals[i] = o->vals[i];
+    if (imb_dist_mean(ctx, &tr->dist, vals, nv)) {
+        snprintf(err, errn, "step %lld: %s", (long long)step, imb_error(ctx));
+        return -1;
+    }
     *loss = vals[0];
     memcpy(tr->term_vals, vals + 1, sizeof *vals * (size_t)tr->terms.n);
     if (!isfinite(*loss)) return 0;
-    imb_backward(ctx, l);
-    imb_dist_allreduce_grads(ctx, &tr->dist);
-    double gn = imb_grad_clip(ctx, (float)tr->p->train.clip_grad);
+    double gn = sqrt(o->sumsq);
     if (!isfinite(gn)) { *loss = (float)gn; return 1; }
-    if (imb_adamw_step(ctx, opt, lr)) { snprintf(err, errn, "step %lld: %s", (long long)step, imb_error(ctx)); return -1; }
     return 0;
 }
 
@@ -285,14 +315,17 @@ static int join_group(trainer *tr, char *err, size_t errn) {
     if (imb_dist_init(&tr->dist, tr->t->ctx, cli->rank, cli->world, id, err, errn)) return -1;
     /* every rank has joined (NCCL's init waits for all): the published id is no longer needed */
     if (cli->rank == 0 && cli->world > 1 && !strncmp(cli->init_spec, "file:", 5)) unlink(cli->init_spec + 5);
-    return imb_dist_broadcast_params(tr->t->ctx, &tr->dist) ? (snprintf(err, errn, "%s", imb_error(tr->t->ctx)), -1)
-                                                             : 0;
+    if (imb_dist_broadcast_params(tr->t->ctx, &tr->dist) || imb_dist_overlap(tr->t->ctx, &tr->dist)) {
+        snprintf(err, errn, "%s", imb_error(tr->t->ctx));
+        return -1;
+    }
+    return 0;
 }
 
 static void summary(const trainer *tr, const imb_metrics *m, int64_t step, double sps, double wall) {
     const imb_task_run *t = tr->t;
     printf("\n| task | backbone | params | steps |");
-    for (int i = 0; i < m->n; i++) printf(" val %s |", m->name[i]);
+    for (int i = 0; i < m->n; i++) printf(" %s%s |", strncmp(m->name[i], "val", 3) ? "val " : "", m->name[i]);
     printf(" train samples/s | wall s |\n|---|---|---|---|");
     for (int i = 0; i < m->n; i++) printf("---|");
     printf("---|---|\n| %s | %s | %lld | %lld |", tr->task->name, t->preset, (long long)count_params(t->ctx),
@@ -323,6 +356,7 @@ int imb_trainer_run(const imb_cli *cli, const imb_task_def *task, imb_protocol *
         return -1;
     }
     if (tr.lead && imb_mkdirs(cli->out_dir, err, errn)) return -1;
+    if (imb_cli_precision(cli, ctx, err, errn)) return -1;
     int rc = -1;
     imb_adamw opt = imb_adamw_default((float)p->train.weight_decay);
     opt.beta1 = (float)p->train.beta1;
@@ -351,6 +385,15 @@ int imb_trainer_run(const imb_cli *cli, const imb_task_def *task, imb_protocol *
     }
     if (!strcmp(cli->cmd, "train")) {
         if (join_group(&tr, err, errn)) goto out;
+        /* CUDA graphs replay the whole step; NCCL collectives stay outside them */
+        const char *off = cli->no_graph ? "--no-graph" : tr.dist.comm ? "data-parallel group: NCCL runs eagerly" : NULL;
+        tr.graph = imb_graph_new(ctx, off ? IMB_GRAPH_OFF : IMB_GRAPH_ON, off, stderr);
+        if (!tr.graph) { snprintf(err, errn, "out of host memory"); goto out; }
+        if (tr.lead && ctx->device == IMB_CUDA) {
+            char gd[800];
+            printf("CUDA graphs: %s\n", imb_graph_get_stats(tr.graph)->on ? "on (step 1 eager, step 2 captured, later steps replayed)"
+                                                                          : imb_graph_describe(tr.graph, gd, sizeof gd));
+        }
         int lrc = train_loop(&tr, &opt, &step, total, &train_time, &trained, err, errn);
         if (lrc) { rc = lrc > 0 ? 0 : -1; goto out; }
     }
@@ -363,6 +406,11 @@ int imb_trainer_run(const imb_cli *cli, const imb_task_def *task, imb_protocol *
     summary(&tr, &m, step, sps, wall);
     rc = 0;
 out:
+    if (tr.graph && tr.lead && ctx->device == IMB_CUDA) {
+        char gd[800];
+        printf("CUDA graphs: %s\n", imb_graph_describe(tr.graph, gd, sizeof gd));
+    }
+    imb_graph_free(tr.graph);
     imb_dist_free(&tr.dist);
     return rc;
 }

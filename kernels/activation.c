@@ -2,7 +2,7 @@
 #include "activation.h"
 #include "op.h"
 
-static const char *const names[] = { "gelu", "silu", "softplus" };
+static const char *const names[] = { "gelu", "silu", "softplus", "exp" };
 typedef struct { imb_tensor *x, *out; imb_act_kind kind; } act_saved;
 
 static void act_backward(imb_ctx *ctx, void *p) {
@@ -27,3 +27,4 @@ imb_tensor *imb_activation(imb_ctx *ctx, imb_tensor *x, imb_act_kind kind) {
 imb_tensor *imb_gelu(imb_ctx *ctx, imb_tensor *x) { return imb_activation(ctx, x, IMB_ACT_GELU); }
 imb_tensor *imb_silu(imb_ctx *ctx, imb_tensor *x) { return imb_activation(ctx, x, IMB_ACT_SILU); }
 imb_tensor *imb_softplus(imb_ctx *ctx, imb_tensor *x) { return imb_activation(ctx, x, IMB_ACT_SOFTPLUS); }
+imb_tensor *imb_exp(imb_ctx *ctx, imb_tensor *x) { return imb_activation(ctx, x, IMB_ACT_EXP); }

@@ -28,6 +28,11 @@ void *imb_arena_alloc(imb_arena *a, size_t bytes) {
         a->cur++;
     }
     if (a->cur == a->nblocks) {
+        if (a->frozen) {
+            a->grow_refused = 1;
+            snprintf(a->err, sizeof a->err, "%s arena: would grow by %zu bytes inside a CUDA graph capture", a->role, need);
+            return NULL;
+        }
         imb_arena_block *nb = realloc(a->blocks, sizeof *nb * (size_t)(a->nblocks + 1));
         if (!nb) { snprintf(a->err, sizeof a->err, "%s arena: out of host memory", a->role); return NULL; }
         a->blocks = nb;
@@ -49,8 +54,10 @@ void *imb_arena_alloc(imb_arena *a, size_t bytes) {
         /* poison the payload; the guard runs from the first whole word after it to the
          * end of the slot, so it covers the alignment padding too */
         size_t gs = (bytes + 3) & ~(size_t)3;
-        imb_mem_fill32(a->device, p, IMB_POISON, gs / 4);
-        imb_mem_fill32(a->device, p + gs, IMB_CANARY, (need - gs) / 4);
+        if (!a->quiet) {
+            imb_mem_fill32(a->device, p, IMB_POISON, gs / 4);
+            imb_mem_fill32(a->device, p + gs, IMB_CANARY, (need - gs) / 4);
+        }
         if (a->nguards == a->capguards) {
             int nc = a->capguards ? 2 * a->capguards : 256;
             void **ng = realloc(a->guards, sizeof *ng * (size_t)nc);

@@ -24,6 +24,10 @@ typedef struct imb_arena {
     size_t peak, in_use;
     int debug;
     void **guards; int nguards, capguards;   /* debug: start of each guard region */
+    /* CUDA graphs (kernels/graph.c): frozen refuses a new block (it would be a cudaMalloc
+     * inside a capture) and notes it in grow_refused; quiet skips the debug fills (a replay's
+     * host walk touches no device memory) */
+    int frozen, grow_refused, quiet;
     char err[256];
 } imb_arena;
 

@@ -28,6 +28,9 @@ static void attention_backward(imb_ctx *ctx, void *p) {
     attn_saved *s = p;
 #ifdef IMB_HAVE_CUDA
     if (ctx->device == IMB_CUDA) {
+        if (ctx->trace) imb_trace_op(ctx, (uintptr_t)"imb_attention_bwd_cuda");
+        if (ctx->graph_mode == IMB_GRAPH_PROBE) return;   /* a replay's host walk: nothing runs */
+        imb_cuda_enter(ctx);
         if (imb_attention_bwd_cuda(attn_stream(ctx), imb_g(s->q), imb_g(s->k), imb_g(s->v), s->work,
                                    imb_gradf(s->out), imb_f32(s->out), s->lse, imb_f32(s->q), imb_f32(s->k),
                                    imb_f32(s->v), s->mask ? imb_f32(s->mask) : NULL, s->B, s->H, s->Lq, s->Lk,
@@ -73,7 +76,9 @@ imb_tensor *imb_attention(imb_ctx *ctx, imb_tensor *q, imb_tensor *k, imb_tensor
             if (!lse) return NULL;
             work = lse + B * H * Lq;
         }
-        if (imb_attention_fwd_cuda(attn_stream(ctx), imb_f32(out), lse, imb_f32(q), imb_f32(k), imb_f32(v), mask,
+        if (ctx->trace) imb_trace_op(ctx, (uintptr_t)"imb_attention_fwd_cuda");
+        imb_cuda_enter(ctx);
+        if (ctx->graph_mode != IMB_GRAPH_PROBE && imb_attention_fwd_cuda(attn_stream(ctx), imb_f32(out), lse, imb_f32(q), imb_f32(k), imb_f32(v), mask,
                                    B, H, Lq, Lk, Dh, causal != 0, scale))
             return imb_fail(ctx, "%s: %s", op, imb_attention_cuda_error()), NULL;
     } else

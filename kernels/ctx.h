@@ -19,7 +19,11 @@ typedef struct imb_tape { imb_tape_entry *e; int n, cap; } imb_tape;
 
 typedef enum {
     IMB_INIT_ZEROS, IMB_INIT_ONES, IMB_INIT_CONST, IMB_INIT_NORMAL, IMB_INIT_TRUNC_NORMAL,
-    IMB_INIT_UNIFORM, IMB_INIT_IDENTITY
+    IMB_INIT_UNIFORM, IMB_INIT_IDENTITY,
+    /* Mamba's SSM parameters: A_log [.., N] = log(1..N) along the last dim (S4D-real, so
+     * A = -exp(A_log) = -(1..N)); dt bias = softplus^-1(dt) with dt log-uniform in
+     * [0.001, 0.1], floored at 1e-4 (mamba_simple.py's dt_min, dt_max, dt_init_floor) */
+    IMB_INIT_SSM_A_LOG, IMB_INIT_SSM_DT_BIAS
 } imb_init;
 
 typedef struct imb_param {
@@ -41,6 +45,35 @@ typedef struct imb_params {
     int allocated;
 } imb_params;
 
+/* Gradient readiness, for overlapping a data-parallel all-reduce with the backward: the
+ * parameter gradient buffer is cut into buckets of `floats` floats; during the forward every
+ * op's input check notes, per bucket, the lowest tape index of an op that reads one of its
+ * parameters; during imb_backward, once every op at or after that index has been replayed,
+ * the bucket's gradients are final and fn(ctx, lo, hi, user) is called with its float range
+ * [lo, hi). Buckets are reported in an order that depends only on the model (the same on
+ * every rank), each exactly once per backward. */
+typedef void (*imb_grad_ready_fn)(struct imb_ctx *ctx, size_t lo, size_t hi, void *user);
+typedef struct imb_grad_buckets {
+    size_t floats;
+    int n;
+    int *first;          /* per bucket, this step: lowest reading tape index (INT_MAX: none) */
+    int *order;          /* buckets by first reader, latest first (scratch of replay) */
+    imb_grad_ready_fn fn;
+    void *user;
+} imb_grad_buckets;
+
+/* GEMM precision on CUDA: fp32 (pedantic, CPU parity at 1e-5) or TF32 tensor cores (fp32
+ * storage, 10-bit-mantissa products, fp32 accumulation). The CPU always computes in fp32. */
+typedef enum { IMB_PREC_FP32 = 0, IMB_PREC_TF32 = 1 } imb_precision;
+
+/* What a CUDA context is doing with the ops it is given (kernels/graph.h): launching them
+ * (eager), recording them into a CUDA graph (capture), or only walking their host side to
+ * check that a replay of the captured graph is valid (probe: nothing touches the device). */
+typedef enum { IMB_GRAPH_EAGER = 0, IMB_GRAPH_CAPTURE = 1, IMB_GRAPH_PROBE = 2 } imb_graph_mode;
+
+struct imb_trace;
+struct imb_step_state;
+
 typedef struct imb_ctx {
     imb_device device;
     imb_arena act;       /* activation data and activation grads (device memory), reset each step */
@@ -52,9 +85,14 @@ typedef struct imb_ctx {
     uint64_t step;       /* bumps every imb_step_begin; a stream for per-step randomness */
     int deterministic;
     double flops;        /* forward FLOPs of GEMM-like ops since the caller last zeroed it */
+    imb_grad_buckets gb; /* off unless imb_grad_buckets_set was called */
     int err;
     char errmsg[1024];
     void *cuda;          /* backend state (stream, BLAS handles) when device == IMB_CUDA */
+    imb_precision precision;        /* set before the first op; fp32 unless asked */
+    imb_graph_mode graph_mode;      /* EAGER outside kernels/graph.c */
+    struct imb_trace *trace;        /* the host walk's record while capturing or probing */
+    struct imb_step_state *st;      /* the step block (kernels/step.h), made with the context */
 } imb_ctx;
 
 /* NULL on failure, with the reason in err. */
@@ -73,11 +111,17 @@ void imb_step_begin(imb_ctx *ctx, int training);
 /* Activation tensors (valid until the next imb_step_begin). with_grad=1 also allocates a
  * zeroed gradient when the context is training. Shape is copied. */
 imb_tensor *imb_new(imb_ctx *ctx, imb_dtype dt, int ndim, const int64_t *shape, int with_grad);
-/* Copy host data (numel elements of dt) into a new activation tensor without gradient. */
+/* Copy host data (numel elements of dt) into a new activation tensor without gradient. host
+ * may be reused as soon as this returns: on CUDA the copy is queued without waiting, through
+ * pinned staging (or straight from host when it lies in a buffer of imb_pinned_alloc, which
+ * the caller keeps unchanged until the step's end). While a CUDA graph is captured or a
+ * replay is probed (kernels/graph.h), the copy is recorded and made before the graph runs. */
 imb_tensor *imb_input(imb_ctx *ctx, imb_dtype dt, int ndim, const int64_t *shape, const void *host);
 /* A new f32 activation filled with value, without gradient (constants, masks). */
 imb_tensor *imb_full(imb_ctx *ctx, int ndim, const int64_t *shape, float value);
-/* Copy a tensor's data (or grad) to host memory; returns 0 or -1 (error recorded). */
+/* Copy a tensor's data (or grad) to host memory; returns 0 or -1 (error recorded). On CUDA
+ * this waits for the device, and also reports a data check (labels, ids) that failed on the
+ * device since the last report (kernels/step.h). */
 int imb_to_host(imb_ctx *ctx, const imb_tensor *t, void *host, int grad);
 /* Host-arena scratch (reset each step): for op records. */
 void *imb_host_alloc(imb_ctx *ctx, size_t bytes);
@@ -96,6 +140,12 @@ int imb_params_init(imb_ctx *ctx);
 int imb_params_zero_grad(imb_ctx *ctx);
 imb_param *imb_param_find(imb_ctx *ctx, const char *name);
 void imb_param_freeze(imb_ctx *ctx, imb_tensor *t);
+
+/* Turns gradient readiness reporting on (after imb_params_alloc): buckets of `floats` floats
+ * (> 0), fn called as described at imb_grad_buckets. fn = NULL turns it off. 0 or -1. */
+int imb_grad_buckets_set(imb_ctx *ctx, size_t floats, imb_grad_ready_fn fn, void *user);
+/* Called by the op input checks: notes that the op about to be recorded reads t. */
+void imb_note_read(imb_ctx *ctx, const imb_tensor *t);
 
 /* The tape. */
 void *imb_tape_push(imb_ctx *ctx, const char *op, imb_backward_fn fn, size_t saved_bytes);

@@ -85,10 +85,52 @@ static int nccl_fail(imb_ctx *ctx, const char *what, ncclResult_t r) {
 }
 #endif
 
+#ifdef IMB_HAVE_NCCL
+/* a bucket's gradients are final: all-reduce it on the communication stream once the
+ * compute stream has produced it, while the backward goes on */
+static void bucket_ready(imb_ctx *ctx, size_t lo, size_t hi, void *user) {
+    imb_dist *d = user;
+    cudaStream_t s = (cudaStream_t)imb_cuda_stream_handle(), c = (cudaStream_t)d->comm_stream;
+    if (cudaEventRecord((cudaEvent_t)d->ev_ready, s) != cudaSuccess ||
+        cudaStreamWaitEvent(c, (cudaEvent_t)d->ev_ready, 0) != cudaSuccess) {
+        imb_fail(ctx, "gradient bucket all-reduce: event record/wait failed");
+        return;
+    }
+    ncclResult_t r = ncclAllReduce(ctx->params.grad + lo, ctx->params.grad + lo, hi - lo, ncclFloat, ncclAvg,
+                                   (ncclComm_t)d->comm, c);
+    if (r != ncclSuccess) imb_fail(ctx, "gradient bucket all-reduce [%zu, %zu): %s", lo, hi, ncclGetErrorString(r));
+}
+#endif
+
+int imb_dist_overlap(imb_ctx *ctx, imb_dist *d) {
+    if (!imb_ok(ctx)) return -1;
+    if (!d->comm) return 0;
+#ifdef IMB_HAVE_NCCL
+    cudaStream_t c;
+    cudaEvent_t a, b;
+    if (cudaStreamCreateWithFlags(&c, cudaStreamNonBlocking) != cudaSuccess) return imb_fail(ctx, "dist: stream create failed");
+    d->comm_stream = c;
+    if (cudaEventCreateWithFlags(&a, cudaEventDisableTiming) != cudaSuccess ||
+        cudaEventCreateWithFlags(&b, cudaEventDisableTiming) != cudaSuccess)
+        return imb_fail(ctx, "dist: event create failed");
+    d->ev_ready = a;
+    d->ev_done = b;
+    if (imb_grad_buckets_set(ctx, IMB_DIST_BUCKET_FLOATS, bucket_ready, d)) return -1;
+    d->overlap = 1;
+#endif
+    return 0;
+}
+
 int imb_dist_allreduce_grads(imb_ctx *ctx, const imb_dist *d) {
     if (!imb_ok(ctx)) return -1;
     if (!d->comm) return 0;
 #ifdef IMB_HAVE_NCCL
+    if (d->overlap) {
+        if (cudaEventRecord((cudaEvent_t)d->ev_done, (cudaStream_t)d->comm_stream) != cudaSuccess ||
+            cudaStreamWaitEvent((cudaStream_t)imb_cuda_stream_handle(), (cudaEvent_t)d->ev_done, 0) != cudaSuccess)
+            return imb_fail(ctx, "gradient all-reduce: event record/wait failed");
+        return 0;
+    }
     /* one buffer, one call: NCCL splits it into pipelined chunks itself */
     ncclResult_t r = ncclAllReduce(ctx->params.grad, ctx->params.grad, ctx->params.total, ncclFloat, ncclAvg,
                                    (ncclComm_t)d->comm, (cudaStream_t)imb_cuda_stream_handle());
@@ -109,6 +151,7 @@ int imb_dist_broadcast_params(imb_ctx *ctx, const imb_dist *d) {
 }
 
 int imb_dist_mean(imb_ctx *ctx, const imb_dist *d, float *vals, int n) {
+    (void)vals;   /* only read by the NCCL build */
     if (!imb_ok(ctx)) return -1;
     if (!d->comm) return 0;
     if (n < 1 || n > MEAN_MAX) return imb_fail(ctx, "dist mean: %d values (1..%d)", n, MEAN_MAX);
@@ -128,8 +171,12 @@ int imb_dist_mean(imb_ctx *ctx, const imb_dist *d, float *vals, int n) {
 
 void imb_dist_free(imb_dist *d) {
 #ifdef IMB_HAVE_NCCL
+    if (d->comm_stream) cudaStreamSynchronize((cudaStream_t)d->comm_stream);
     if (d->comm) ncclCommDestroy((ncclComm_t)d->comm);
     if (d->dev_buf) cudaFree(d->dev_buf);
+    if (d->ev_ready) cudaEventDestroy((cudaEvent_t)d->ev_ready);
+    if (d->ev_done) cudaEventDestroy((cudaEvent_t)d->ev_done);
+    if (d->comm_stream) cudaStreamDestroy((cudaStream_t)d->comm_stream);
 #endif
     memset(d, 0, sizeof *d);
 }

@@ -10,7 +10,13 @@ typedef struct imb_dist {
     int rank, world;
     void *comm;        /* ncclComm_t; NULL for a CPU run of one rank */
     float *dev_buf;    /* small device buffer for host-value averages */
+    void *comm_stream, *ev_ready, *ev_done;   /* cudaStream_t, cudaEvent_t: the overlapped all-reduce */
+    int overlap;       /* buckets are all-reduced during the backward as they become final */
 } imb_dist;
+
+/* Gradient bucket size of the overlapped all-reduce (floats): large enough that NCCL runs
+ * at bandwidth, small enough that the first buckets start early in the backward. */
+#define IMB_DIST_BUCKET_FLOATS (4u << 20)
 
 /* Picks the GPU of a local rank (local_rank modulo the visible GPUs) for this process; call
  * before the first CUDA context. 0, or -1 with the reason in err (no GPU, or CUDA not built). */
@@ -21,7 +27,12 @@ int imb_dist_id(unsigned char id[IMB_DIST_ID_BYTES], char *err, size_t errn);
  * --nproc 1 runs the same code as a group); a CPU context can only be a group of one. */
 int imb_dist_init(imb_dist *d, const imb_ctx *ctx, int rank, int world, const unsigned char id[IMB_DIST_ID_BYTES],
                   char *err, size_t errn);
-/* Averages the gradient buffer over the ranks (in place, on ctx's stream). */
+/* Starts overlapping: from now on every backward all-reduces each gradient bucket on a
+ * communication stream as soon as the bucket is final (imb_grad_buckets in ctx.h), from the
+ * last layers back. Needs allocated parameters; a no-op without a communicator. */
+int imb_dist_overlap(imb_ctx *ctx, imb_dist *d);
+/* Averages the gradient buffer over the ranks (in place): with overlap, makes ctx's stream
+ * wait for the buckets already in flight; otherwise one all-reduce on ctx's stream. */
 int imb_dist_allreduce_grads(imb_ctx *ctx, const imb_dist *d);
 /* Copies rank 0's parameters to every rank. */
 int imb_dist_broadcast_params(imb_ctx *ctx, const imb_dist *d);

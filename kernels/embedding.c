@@ -1,21 +1,10 @@
-/* Embedding and mean-pool ops: id validation on the host, dispatch, backward records. */
+/* Embedding and mean-pool ops: id checks, dispatch, backward records. */
 #include "embedding.h"
 #include "op.h"
-#include <stdio.h>
-#include <stdlib.h>
+#include "step.h"
 
 typedef struct { imb_tensor *table, *ids, *out; int64_t N, V, C; } emb_saved;
 typedef struct { imb_tensor *x, *mask, *out; int64_t B, L, C; } pool_saved;
-
-/* "[1, 3]": the multi-dim position of flat index i in t */
-static const char *position_str(const imb_tensor *t, int64_t i, char *buf, size_t n) {
-    int64_t idx[IMB_MAX_DIMS];
-    for (int d = t->ndim - 1; d >= 0; d--) { idx[d] = i % t->shape[d]; i /= t->shape[d]; }
-    size_t k = (size_t)snprintf(buf, n, "[");
-    for (int d = 0; d < t->ndim && k < n; d++) k += (size_t)snprintf(buf + k, n - k, d ? ", %lld" : "%lld", (long long)idx[d]);
-    if (k < n) snprintf(buf + k, n - k, "]");
-    return buf;
-}
 
 static void embedding_backward(imb_ctx *ctx, void *p) {
     emb_saved *s = p;
@@ -29,20 +18,9 @@ imb_tensor *imb_embedding(imb_ctx *ctx, imb_tensor *table, imb_tensor *ids) {
     if (ids->dtype != IMB_I32 || ids->ndim < 1 || ids->ndim > IMB_MAX_DIMS - 1)
         return imb_shape_fail(ctx, op, "ids must be i32 with 1 to 3 dims", ids), NULL;
     int64_t V = table->shape[0], C = table->shape[1], N = imb_numel(ids);
-    /* a bad id would be a wild read in the kernel: check them all here, where the error
-     * can say which one */
-    int32_t *h = malloc(sizeof *h * (size_t)N);
-    if (!h) return imb_fail(ctx, "%s: out of host memory", op), NULL;
-    if (imb_to_host(ctx, ids, h, 0)) { free(h); return NULL; }
-    for (int64_t i = 0; i < N; i++)
-        if (h[i] < 0 || h[i] >= V) {
-            char pos[64];
-            imb_fail(ctx, "%s: id %d at position %s is out of range for a table of %lld rows", op, h[i],
-                     position_str(ids, i, pos, sizeof pos), (long long)V);
-            free(h);
-            return NULL;
-        }
-    free(h);
+    /* a bad id is an error naming it, never a wild read: the CPU checks now, CUDA on the
+     * device (its kernels skip bad ids until the check is reported, see step.h) */
+    if (imb_check_range(ctx, op, IMB_CHECK_ID, ids, V)) return NULL;
     int64_t shape[IMB_MAX_DIMS];
     for (int d = 0; d < ids->ndim; d++) shape[d] = ids->shape[d];
     shape[ids->ndim] = C;

@@ -9,8 +9,9 @@ imb_tensor *imb_embedding(imb_ctx *ctx, imb_tensor *table, imb_tensor *ids);
  * unmasked tokens (zeros for a row with none) */
 imb_tensor *imb_mean_pool(imb_ctx *ctx, imb_tensor *x, imb_tensor *mask);
 
-/* Raw kernels. out, dout [N, C]; table, dtable [V, C]; ids [N], already checked to lie in
- * [0, V). The backward adds into dtable without atomics: each table element sums its
+/* Raw kernels. out, dout [N, C]; table, dtable [V, C]; ids [N], checked by the op to lie in
+ * [0, V) (on CUDA the check reports later: the CUDA kernels write zeros for a bad id and
+ * skip it in the backward). The backward adds into dtable without atomics: each table element sums its
  * contributions in index order, so repeated ids give the same bits on every run. */
 void imb_embedding_fwd_cpu(float *out, const float *table, const int32_t *ids, int64_t N, int64_t V, int64_t C);
 void imb_embedding_bwd_cpu(float *dtable, const float *dout, const int32_t *ids, int64_t N, int64_t V, int64_t C);

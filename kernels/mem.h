@@ -21,5 +21,13 @@ int imb_cuda_fill32(void *p, uint32_t pattern, size_t n32);
 /* kind: 0 h2d, 1 d2h, 2 d2d */
 int imb_cuda_copy(void *dst, const void *src, size_t bytes, int kind);
 int imb_cuda_device_count(void);
+/* Page-locked host memory: copies from and to it are DMA transfers that do not wait. */
+int imb_cuda_host_alloc(void **p, size_t bytes, char *err, size_t errn);
+void imb_cuda_host_free(void *p);
+/* imb_cuda_copy without the wait: the host side must be pinned and left alone until the
+ * stream has run the copy. */
+int imb_cuda_copy_async(void *dst, const void *src, size_t bytes, int kind);
+/* Waits for everything queued on the backend stream. */
+int imb_cuda_sync(void);
 #endif
 #endif

@@ -17,15 +17,19 @@ int imb_check_inputs(imb_ctx *ctx, const char *op, int allow_int, int n, const i
         if (!allow_int && t->dtype != IMB_F32)
             return imb_fail(ctx, "%s: input %d (%s) is %s, expected f32", op, i, t->name ? t->name : "unnamed",
                             imb_dtype_name(t->dtype));
+        imb_note_read(ctx, t);
     }
     return 0;
 }
 
-int imb_any_grad(const imb_ctx *ctx, int n, const imb_tensor *const *ts) {
+int imb_any_grad(imb_ctx *ctx, int n, const imb_tensor *const *ts) {
     if (!ctx->training) return 0;
-    for (int i = 0; i < n; i++)
-        if (ts[i] && ts[i]->grad) return 1;
-    return 0;
+    int any = 0;
+    for (int i = 0; i < n; i++) {
+        imb_note_read(ctx, ts[i]);
+        any |= ts[i] && ts[i]->grad;
+    }
+    return any;
 }
 
 int imb_shape_fail(imb_ctx *ctx, const char *op, const char *what, const imb_tensor *t) {
@@ -42,10 +46,22 @@ int imb_cpu_only(imb_ctx *ctx, const char *op) {
 #endif
 }
 
+void imb_cuda_enter(const imb_ctx *ctx) {
+#ifdef IMB_HAVE_CUDA
+    imb_cuda_set_tf32(ctx->precision == IMB_PREC_TF32);
+#else
+    (void)ctx;
+#endif
+}
+
 int imb_device_check(imb_ctx *ctx, const char *what) {
 #ifdef IMB_HAVE_CUDA
     if (ctx->device != IMB_CUDA) return 0;
     const char *why = imb_cuda_poll();
+    /* a call that is not allowed while capturing invalidates the capture, sometimes without
+     * failing itself: name the op that did it */
+    if (!why && ctx->graph_mode == IMB_GRAPH_CAPTURE && imb_cuda_capture_broken())
+        why = "not capture-safe: the CUDA graph capture broke here (a wait for the device or an allocation)";
     if (!why) return 0;
     imb_fail(ctx, "%s: %s", what, why);   /* a no-op when ctx already failed: the first error stands */
     imb_cuda_clear_error();

@@ -1,46 +1,54 @@
 /* AdamW, gradient clipping and the learning-rate schedule. */
 #include "optim.h"
-#include "elementwise.h"
+#include "mem.h"
 #include "op.h"
 #include <math.h>
 
 imb_adamw imb_adamw_default(float weight_decay) { return (imb_adamw){ 0.9f, 0.999f, 1e-8f, weight_decay, 0 }; }
 
-int imb_adamw_step(imb_ctx *ctx, imb_adamw *o, float lr) {
+int imb_adamw_prepare(imb_ctx *ctx, imb_adamw *o, float lr) {
+    if (!imb_ok(ctx)) return -1;
+    if (!isfinite(lr) || lr < 0) return imb_fail(ctx, "adamw: learning rate %g", lr);
+    o->t++;
+    imb_step_in *in = &ctx->st->in_host;
+    in->lr = lr;
+    in->bc1 = 1.0f - powf(o->beta1, (float)o->t);
+    in->bc2 = 1.0f - powf(o->beta2, (float)o->t);
+    return 0;
+}
+
+int imb_adamw_apply(imb_ctx *ctx, const imb_adamw *o) {
     imb_params *ps = &ctx->params;
     if (!imb_ok(ctx)) return -1;
     if (!ps->allocated) return imb_fail(ctx, "adamw: parameters not allocated");
-    if (!isfinite(lr) || lr < 0) return imb_fail(ctx, "adamw: learning rate %g", lr);
-    o->t++;
-    float bc1 = 1.0f - powf(o->beta1, (float)o->t), bc2 = 1.0f - powf(o->beta2, (float)o->t);
-    IMB_RUN(ctx, imb_adamw, ps->data, ps->grad, ps->m, ps->v, ps->decay_mask, ps->update_mask,
-            (int64_t)ps->total, lr, o->beta1, o->beta2, o->eps, o->weight_decay, bc1, bc2);
+    IMB_RUN(ctx, imb_adamw, ps->data, ps->grad, ps->m, ps->v, ps->decay_mask, ps->update_mask, (int64_t)ps->total,
+            o->beta1, o->beta2, o->eps, o->weight_decay, ctx->st->in, ctx->st->out);
     return imb_ok(ctx) ? 0 : -1;
 }
 
-/* The sum of squares comes back to the host (the clip decision is made here), so on CUDA
- * this synchronises once per step. */
-static double sumsq(imb_ctx *ctx, const float *x, int64_t n) {
-#ifdef IMB_HAVE_CUDA
-    if (ctx->device == IMB_CUDA) {
-        double s = imb_sumsq_cuda(x, n);
-        return imb_device_check(ctx, "imb_sumsq") ? -1 : s;
-    }
-#endif
-    (void)ctx;
-    return imb_sumsq_cpu(x, n);
+int imb_adamw_step(imb_ctx *ctx, imb_adamw *o, float lr) {
+    if (!ctx->params.allocated && imb_ok(ctx)) return imb_fail(ctx, "adamw: parameters not allocated");
+    if (imb_adamw_prepare(ctx, o, lr) || imb_step_upload(ctx)) return -1;
+    return imb_adamw_apply(ctx, o);
 }
 
-double imb_grad_clip(imb_ctx *ctx, float max_norm) {
+int imb_grad_clip_async(imb_ctx *ctx, float max_norm) {
     imb_params *ps = &ctx->params;
     if (!imb_ok(ctx)) return -1;
     if (!ps->allocated) return imb_fail(ctx, "grad_clip: parameters not allocated");
-    double ss = sumsq(ctx, ps->grad, (int64_t)ps->total);
-    if (!imb_ok(ctx)) return -1;
-    double norm = sqrt(ss);
-    if (max_norm > 0 && isfinite(norm) && norm > max_norm)
-        IMB_RUN(ctx, imb_scale, ps->grad, ps->grad, (float)(max_norm / (norm + 1e-6)), (int64_t)ps->total, 0);
-    return imb_ok(ctx) ? norm : -1;
+    imb_step_out *o = ctx->st->out;
+    IMB_RUN(ctx, imb_sumsq, &o->sumsq, ps->grad, (int64_t)ps->total);
+    IMB_RUN(ctx, imb_clip_factor, o, max_norm);
+    IMB_RUN(ctx, imb_scale_by, ps->grad, (int64_t)ps->total, &o->clip_scale);
+    return imb_ok(ctx) ? 0 : -1;
+}
+
+double imb_grad_clip(imb_ctx *ctx, float max_norm) {
+    if (imb_grad_clip_async(ctx, max_norm)) return -1;
+    double ss = 0;
+    if (imb_mem_copy(IMB_CPU, &ss, ctx->device, &ctx->st->out->sumsq, sizeof ss))
+        return imb_device_check(ctx, "grad_clip") ? -1 : imb_fail(ctx, "grad_clip: copy failed");
+    return sqrt(ss);
 }
 
 float imb_lr_cosine(int64_t step, int64_t total, int64_t warmup, float base_lr, float min_lr) {

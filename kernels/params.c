@@ -2,6 +2,7 @@
 #include "ctx.h"
 #include "mem.h"
 #include "rng.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,13 @@ static void init_values(const imb_param *p, uint64_t seed, float *dst) {
         case IMB_INIT_TRUNC_NORMAL: v = imb_rng_trunc_normal(seed, st, (uint64_t)i, p->init_arg); break;
         case IMB_INIT_UNIFORM: v = p->init_arg * (2.0f * imb_rng_uniform(seed, st, (uint64_t)i) - 1.0f); break;
         case IMB_INIT_IDENTITY: v = (i / p->t->shape[1] == i % p->t->shape[1]) ? 1.0f : 0.0f; break;
+        case IMB_INIT_SSM_A_LOG: v = logf((float)(1 + i % p->t->shape[p->t->ndim - 1])); break;
+        case IMB_INIT_SSM_DT_BIAS: {
+            double lo = log(0.001), hi = log(0.1);
+            double dt = fmax(exp(lo + (hi - lo) * imb_rng_uniform(seed, st, (uint64_t)i)), 1e-4);
+            v = (float)(dt + log(-expm1(-dt)));   /* inverse softplus */
+            break;
+        }
         }
         dst[i] = v;
     }
@@ -127,5 +135,6 @@ int imb_params_alloc(imb_ctx *ctx) {
 int imb_params_zero_grad(imb_ctx *ctx) {
     imb_params *ps = &ctx->params;
     if (!ps->allocated) return imb_fail(ctx, "params: zero_grad before alloc");
+    if (ctx->graph_mode == IMB_GRAPH_PROBE) return 0;   /* a replay's host walk (kernels/graph.h) */
     return imb_mem_zero(ctx->device, ps->grad, ps->total * sizeof(float)) ? imb_fail(ctx, "params: zero_grad failed") : 0;
 }

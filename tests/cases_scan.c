@@ -1,29 +1,46 @@
-/* Op-table cases: the selective scan in 1, 2 and 4 (cross-scan) directions. */
+/* Op-table cases: the selective scan in 1, 2 and 4 (cross-scan) directions, with one parameter
+ * set shared by the directions or one set per direction, and with a padding mask. */
 #include "optest.h"
 #include "elementwise.h"
 #include "scan.h"
+#include <stdlib.h>
 
 /* p[0..2] = u, delta, a; p[3], p[4] = B, C; then the optional D, bias, z in that order. The
  * op sees A = -a*a, negative like Mamba's -exp(A_log), so the states decay and exp stays
- * moderate under finite differences; dA is still checked, through the product. */
-typedef struct { int64_t Bt, Dm, L, N, G; int D, bias, z, dirs; int64_t H, W; } scan_cfg;
+ * moderate under finite differences; dA is still checked, through the product. K = parameter
+ * sets (1 or dirs); mask = a [Bt, L] padding mask with zeros at the end of the last sample
+ * and one inside it. */
+typedef struct { int64_t Bt, Dm, L, N, G; int D, bias, z, dirs; int64_t H, W; int K, mask; } scan_cfg;
 
 static void scan_declare(imb_ctx *c, optest *t, const scan_cfg *s) {
+    int64_t K = s->K;
     OPT_P(c, t, "u", 1, s->Bt, s->Dm, s->L);
-    OPT_P(c, t, "delta", 1, s->Bt, s->Dm, s->L);
-    OPT_P(c, t, "a", 1, s->Dm, s->N);
-    OPT_P(c, t, "B", 1, s->Bt, s->G, s->N, s->L);
-    OPT_P(c, t, "C", 1, s->Bt, s->G, s->N, s->L);
-    if (s->D) OPT_P(c, t, "D", 1, s->Dm);
-    if (s->bias) OPT_P(c, t, "bias", 0.5f, s->Dm);
+    OPT_P(c, t, "delta", 1, s->Bt, K * s->Dm, s->L);
+    OPT_P(c, t, "a", 1, K * s->Dm, s->N);
+    OPT_P(c, t, "B", 1, s->Bt, K * s->G, s->N, s->L);
+    OPT_P(c, t, "C", 1, s->Bt, K * s->G, s->N, s->L);
+    if (s->D) OPT_P(c, t, "D", 1, K * s->Dm);
+    if (s->bias) OPT_P(c, t, "bias", 0.5f, K * s->Dm);
     if (s->z) OPT_P(c, t, "z", 1, s->Bt, s->Dm, s->L);
+}
+
+static imb_tensor *padding_mask(imb_ctx *c, int64_t Bt, int64_t L) {
+    float *m = malloc(sizeof *m * (size_t)(Bt * L));
+    if (!m) return NULL;
+    for (int64_t i = 0; i < Bt * L; i++) m[i] = 1.0f;
+    float *last = m + (Bt - 1) * L;
+    last[L - 1] = last[L - 2] = last[1] = 0.0f;
+    imb_tensor *t = imb_input(c, IMB_F32, 2, IMB_SHAPE(Bt, L), m);
+    free(m);
+    return t;
 }
 
 static imb_tensor *scan_run(imb_ctx *c, optest *t, const scan_cfg *s) {
     imb_tensor *A = imb_scale(c, imb_mul(c, t->p[2], t->p[2]), -1.0f);
     int k = 5;
     imb_tensor *D = s->D ? t->p[k++] : NULL, *bias = s->bias ? t->p[k++] : NULL, *z = s->z ? t->p[k++] : NULL;
-    return imb_selective_scan(c, t->p[0], t->p[1], A, t->p[3], t->p[4], D, bias, z, s->dirs, s->H, s->W);
+    imb_tensor *mask = s->mask ? padding_mask(c, s->Bt, s->L) : NULL;
+    return imb_selective_scan(c, t->p[0], t->p[1], A, t->p[3], t->p[4], D, bias, z, mask, s->dirs, s->H, s->W);
 }
 
 #define SCAN_CASE(name, ...)                                                                        \
@@ -31,12 +48,17 @@ static imb_tensor *scan_run(imb_ctx *c, optest *t, const scan_cfg *s) {
     static void name##_setup(imb_ctx *c, optest *t) { scan_declare(c, t, &name##_cfg); }            \
     static imb_tensor *name##_fwd(imb_ctx *c, optest *t) { return scan_run(c, t, &name##_cfg); }
 
-/*        Bt Dm  L  N  G  D bias z dirs H  W */
-SCAN_CASE(s1, 2, 4, 7, 3, 1, 1, 1, 1, 1, 0, 0)
-SCAN_CASE(s1n, 2, 4, 7, 1, 2, 0, 1, 0, 1, 0, 0)
-SCAN_CASE(s2, 2, 4, 7, 3, 2, 1, 1, 1, 2, 0, 0)
-SCAN_CASE(s4, 2, 4, 6, 3, 2, 1, 1, 1, 4, 2, 3)
-SCAN_CASE(s4n, 1, 2, 6, 2, 1, 0, 0, 0, 4, 3, 2)
+/*        Bt Dm  L  N  G  D bias z dirs H  W  K mask */
+SCAN_CASE(s1, 2, 4, 7, 3, 1, 1, 1, 1, 1, 0, 0, 1, 0)
+SCAN_CASE(s1n, 2, 4, 7, 1, 2, 0, 1, 0, 1, 0, 0, 1, 0)
+SCAN_CASE(s2, 2, 4, 7, 3, 2, 1, 1, 1, 2, 0, 0, 1, 0)
+SCAN_CASE(s4, 2, 4, 6, 3, 2, 1, 1, 1, 4, 2, 3, 1, 0)
+SCAN_CASE(s4n, 1, 2, 6, 2, 1, 0, 0, 0, 4, 3, 2, 1, 0)
+SCAN_CASE(s1m, 2, 4, 7, 3, 2, 1, 1, 1, 1, 0, 0, 1, 1)
+SCAN_CASE(s2k, 2, 4, 7, 3, 2, 1, 1, 1, 2, 0, 0, 2, 0)
+SCAN_CASE(s2km, 2, 4, 7, 2, 1, 1, 1, 0, 2, 0, 0, 2, 1)
+SCAN_CASE(s4k, 2, 4, 6, 3, 2, 1, 1, 1, 4, 2, 3, 4, 0)
+SCAN_CASE(s4kn, 2, 4, 6, 1, 1, 1, 1, 0, 4, 3, 2, 4, 1)
 
 const op_case optest_scan[] = {
     { "scan_1dir", s1_setup, s1_fwd, 0, 0 },
@@ -44,5 +66,10 @@ const op_case optest_scan[] = {
     { "scan_2dir", s2_setup, s2_fwd, 0, 0 },
     { "scan_4dir", s4_setup, s4_fwd, 0, 0 },
     { "scan_4dir_plain", s4n_setup, s4n_fwd, 0, 0 },
+    { "scan_1dir_mask", s1m_setup, s1m_fwd, 0, 0 },
+    { "scan_2dir_K2", s2k_setup, s2k_fwd, 0, 0 },
+    { "scan_2dir_K2_mask_noz", s2km_setup, s2km_fwd, 0, 0 },
+    { "scan_4dir_K4", s4k_setup, s4k_fwd, 0, 0 },
+    { "scan_4dir_K4_N1_mask_noz", s4kn_setup, s4kn_fwd, 0, 0 },
     { 0 },
 };

@@ -158,6 +158,26 @@ START_TEST(init_kinds) {
 }
 END_TEST
 
+/* Mamba's A_log = log(1..N) per row; dt bias = softplus^-1 of dt in [0.001, 0.1], spread over it */
+START_TEST(ssm_init_kinds) {
+    imb_ctx *c = cpu_ctx();
+    imb_tensor *a = imb_param_new(c, "A_logs", 2, IMB_SHAPE(3, 4), IMB_INIT_SSM_A_LOG, 0, 0);
+    imb_tensor *b = imb_param_new(c, "dt_bias", 1, IMB_SHAPE(2000), IMB_INIT_SSM_DT_BIAS, 0, 0);
+    ck_assert_int_eq(imb_params_alloc(c), 0);
+    for (int i = 0; i < 12; i++) ck_assert_float_eq_tol(imb_f32(a)[i], logf((float)(1 + i % 4)), 1e-7f);
+    double lo = 1, hi = 0, below = 0;
+    for (int i = 0; i < 2000; i++) {
+        double dt = log1p(exp(imb_f32(b)[i]));
+        lo = fmin(lo, dt), hi = fmax(hi, dt);
+        below += dt < 0.01;   /* log-uniform: half the mass below the geometric middle */
+    }
+    ck_assert(lo >= 0.001 * (1 - 1e-4) && lo < 0.0012);
+    ck_assert(hi <= 0.1 * (1 + 1e-4) && hi > 0.09);
+    ck_assert_double_eq_tol(below / 2000, 0.5, 0.05);
+    imb_ctx_free(c);
+}
+END_TEST
+
 START_TEST(adamw_matches_hand_computation) {
     imb_ctx *c = cpu_ctx();
     imb_tensor *w = imb_param_new(c, "w", 1, IMB_SHAPE(2), IMB_INIT_ONES, 0, 1);
@@ -226,6 +246,7 @@ int main(void) {
     tcase_add_test(tc, guards_catch_overflow_and_poison_is_nan);
     tcase_add_test(tc, rng_is_counter_based);
     tcase_add_test(tc, init_kinds);
+    tcase_add_test(tc, ssm_init_kinds);
     tcase_add_test(tc, adamw_matches_hand_computation);
     tcase_add_test(tc, clip_and_schedule);
     tcase_add_test(tc, cross_entropy_value);

@@ -6,8 +6,11 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "backbone.h"
 #include "checkrun.h"
+#include "imagecls.h"
 #include "launch.h"
+#include "loss.h"
 
 static void clear_env(void) {
     const char *v[] = { "IMB_RANK", "IMB_WORLD", "IMB_LOCAL_RANK", "IMB_INIT", "OMPI_COMM_WORLD_RANK",
@@ -100,12 +103,61 @@ START_TEST(rendezvous_file_and_tcp) {
 }
 END_TEST
 
+/* Gradient readiness: a bucket reported ready during the backward must already hold its final
+ * gradients (nothing later writes into it), for every mixer's nano preset, and every bucket
+ * is reported exactly once. Otherwise an all-reduce overlapped with the backward would send
+ * partial gradients. */
+typedef struct { float *snap; int *seen; size_t floats; const float *grad; } ready_log;
+
+static void on_ready(imb_ctx *ctx, size_t lo, size_t hi, void *user) {
+    (void)ctx;
+    ready_log *r = user;
+    memcpy(r->snap + lo, r->grad + lo, sizeof(float) * (hi - lo));
+    r->seen[lo / r->floats]++;
+}
+
+START_TEST(grad_buckets_ready_means_final) {
+    for (int m = 0; imb_mixers[m]; m++) {
+        char spec[64], err[512] = "";
+        snprintf(spec, sizeof spec, "%s-nano", imb_mixers[m]->name);
+        imb_backbone_cfg cfg;
+        ck_assert_msg(!imb_backbone_parse(spec, &cfg, err, sizeof err), "%s", err);
+        imb_ctx *ctx = imb_ctx_new(IMB_CPU, 3, err, sizeof err);
+        ck_assert_ptr_nonnull(ctx);
+        imb_imagecls *model = imb_imagecls_create(ctx, &cfg, 1, 32, 4, 5);
+        ck_assert_msg(model && !imb_params_alloc(ctx), "%s: %s", spec, imb_error(ctx));
+        ready_log r = { calloc(ctx->params.total, sizeof(float)), NULL, 997, ctx->params.grad };
+        ck_assert(!imb_grad_buckets_set(ctx, r.floats, on_ready, &r));
+        r.seen = calloc((size_t)ctx->gb.n, sizeof(int));
+        for (int step = 0; step < 2; step++) {
+            memset(r.seen, 0, sizeof(int) * (size_t)ctx->gb.n);
+            imb_params_zero_grad(ctx);
+            imb_step_begin(ctx, 1);
+            float x[2 * 32 * 32];
+            int32_t y[2] = { 1, 3 };
+            for (int i = 0; i < 2 * 32 * 32; i++) x[i] = (float)((i * 37 + step) % 101) / 50.0f - 1.0f;
+            imb_tensor *logits = imb_imagecls_forward(ctx, model, imb_input(ctx, IMB_F32, 4, IMB_SHAPE(2, 1, 32, 32), x));
+            imb_tensor *l = imb_cross_entropy(ctx, logits, imb_input(ctx, IMB_I32, 1, IMB_SHAPE(2), y), 0.0f);
+            ck_assert_msg(!imb_backward(ctx, l), "%s: %s", spec, imb_error(ctx));
+            for (int b = 0; b < ctx->gb.n; b++) ck_assert_msg(r.seen[b] == 1, "%s: bucket %d reported %d times", spec, b, r.seen[b]);
+            for (size_t i = 0; i < ctx->params.total; i++)
+                ck_assert_msg(r.snap[i] == ctx->params.grad[i], "%s: gradient %zu changed after its bucket was ready", spec, i);
+        }
+        free(r.snap);
+        free(r.seen);
+        imb_imagecls_free(model);
+        imb_ctx_free(ctx);
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("launch");
     TCase *tc = tcase_create("launch");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, rank_from_env);
     tcase_add_test(tc, rendezvous_file_and_tcp);
+    tcase_add_test(tc, grad_buckets_ready_means_final);
     suite_add_tcase(s, tc);
     return imb_check_run(srunner_create(s));
 }

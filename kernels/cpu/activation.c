@@ -1,4 +1,4 @@
-/* CPU reference activations and their derivatives. */
+/* CPU reference activations (and exp) and their derivatives. */
 #include "../activation.h"
 #include <math.h>
 
@@ -7,6 +7,7 @@ static inline float act(imb_act_kind k, float x) {
     case IMB_ACT_GELU: return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
     case IMB_ACT_SILU: return x / (1.0f + expf(-x));
     case IMB_ACT_SOFTPLUS: return x > 20.0f ? x : log1pf(expf(x));
+    case IMB_ACT_EXP: return expf(x);
     }
     return 0;
 }
@@ -23,6 +24,7 @@ static inline float dact(imb_act_kind k, float x) {
         return s * (1.0f + x * (1.0f - s));
     }
     case IMB_ACT_SOFTPLUS: return x > 20.0f ? 1.0f : 1.0f / (1.0f + expf(-x));
+    case IMB_ACT_EXP: return expf(x);
     }
     return 0;
 }
@@ -35,4 +37,9 @@ void imb_act_fwd_cpu(imb_act_kind kind, float *out, const float *x, int64_t n) {
 void imb_act_bwd_cpu(imb_act_kind kind, float *dx, const float *x, const float *dout, int64_t n) {
 #pragma omp parallel for
     for (int64_t i = 0; i < n; i++) dx[i] += dout[i] * dact(kind, x[i]);
+}
+
+void imb_act_grad_cpu(imb_act_kind kind, float *dx, const float *x, const float *dout, int64_t n) {
+#pragma omp parallel for
+    for (int64_t i = 0; i < n; i++) dx[i] = 0.0f + dout[i] * dact(kind, x[i]);
 }

@@ -20,3 +20,15 @@ void imb_bias_add_cpu(float *C, const float *bias, int64_t rows, int64_t N) {
     for (int64_t i = 0; i < rows; i++)
         for (int64_t j = 0; j < N; j++) C[i * N + j] += bias[j];
 }
+
+void imb_gemm_bias_cpu(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A, const float *B, float *C,
+                       const float *bias) {
+    imb_gemm_cpu(ta, tb, M, N, K, 1.0f, A, B, 0.0f, C, 1, 0, 0, 0);
+    imb_bias_add_cpu(C, bias, M, N);
+}
+
+void imb_gemm_bgrad_cpu(int tb, int64_t M, int64_t N, int64_t K, const float *A, const float *B, float *C,
+                        float *dbias) {
+    imb_gemm_cpu(1, tb, M, N, K, 1.0f, A, B, 1.0f, C, 1, 0, 0, 0);
+    imb_bias_grad_cpu(dbias, A, K, M);
+}

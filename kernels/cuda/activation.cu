@@ -1,4 +1,4 @@
-// CUDA activations and their derivatives, one thread per element (formulas as in kernels/cpu/activation.c).
+// CUDA activations (and exp) and their derivatives, one thread per element (formulas as in kernels/cpu/activation.c).
 #include "backend.cuh"
 extern "C" {
 #include "../activation.h"
@@ -9,6 +9,7 @@ __device__ __forceinline__ float act(imb_act_kind k, float x) {
     case IMB_ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752440f));
     case IMB_ACT_SILU: return x / (1.0f + expf(-x));
     case IMB_ACT_SOFTPLUS: return x > 20.0f ? x : log1pf(expf(x));   // PyTorch's threshold
+    case IMB_ACT_EXP: return expf(x);
     }
     return 0.0f;
 }
@@ -25,6 +26,7 @@ __device__ __forceinline__ float dact(imb_act_kind k, float x) {
         return s * (1.0f + x * (1.0f - s));
     }
     case IMB_ACT_SOFTPLUS: return x > 20.0f ? 1.0f : 1.0f / (1.0f + expf(-x));
+    case IMB_ACT_EXP: return expf(x);
     }
     return 0.0f;
 }
@@ -37,6 +39,11 @@ __global__ static void act_bwd(imb_act_kind kind, float *dx, const float *x, con
     IMB_FOR(i, n) dx[i] += dout[i] * dact(kind, x[i]);
 }
 
+// 0 + v, as a zeroed buffer plus v: -0 becomes +0 exactly as in act_bwd
+__global__ static void act_grad(imb_act_kind kind, float *dx, const float *x, const float *dout, int64_t n) {
+    IMB_FOR(i, n) dx[i] = 0.0f + dout[i] * dact(kind, x[i]);
+}
+
 extern "C" void imb_act_fwd_cuda(imb_act_kind kind, float *out, const float *x, int64_t n) {
     if (n <= 0) return;
     IMB_LAUNCH(act_fwd, imb_blocks(n, IMB_THREADS), IMB_THREADS, 0, kind, out, x, n);
@@ -45,4 +52,9 @@ extern "C" void imb_act_fwd_cuda(imb_act_kind kind, float *out, const float *x, 
 extern "C" void imb_act_bwd_cuda(imb_act_kind kind, float *dx, const float *x, const float *dout, int64_t n) {
     if (n <= 0) return;
     IMB_LAUNCH(act_bwd, imb_blocks(n, IMB_THREADS), IMB_THREADS, 0, kind, dx, x, dout, n);
+}
+
+extern "C" void imb_act_grad_cuda(imb_act_kind kind, float *dx, const float *x, const float *dout, int64_t n) {
+    if (n <= 0) return;
+    IMB_LAUNCH(act_grad, imb_blocks(n, IMB_THREADS), IMB_THREADS, 0, kind, dx, x, dout, n);
 }

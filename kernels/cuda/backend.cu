@@ -60,6 +60,7 @@ bool imb_cublas_ok(cublasStatus_t s, const char *call, const char *func, const c
 
 static void destroy(imb_cuda_state *s) {
     if (s->stream) cudaStreamSynchronize(s->stream);
+    imb_gemm_plans_clear();
     if (s->lt) cublasLtDestroy(s->lt);
     if (s->blas) cublasDestroy(s->blas);
     if (s->blas_ws) cudaFree(s->blas_ws);
@@ -93,7 +94,8 @@ static int create(imb_cuda_state *s, char *err, size_t errn) {
     // Our own workspace: cuBLAS then never allocates behind our back (CUDA graph capture).
     TRY_BLAS(cublasSetWorkspace(s->blas, s->blas_ws, s->blas_ws_bytes));
     // fp32 GEMMs stay fp32 (no TF32, no BF16x9 emulation) unless a call asks for another
-    // compute type; and no atomics, so GEMMs are reproducible (--deterministic).
+    // compute type (--precision tf32 does, kernels/cuda/matmul.cu); and no atomics, so GEMMs
+    // are reproducible (--deterministic).
     TRY_BLAS(cublasSetMathMode(s->blas, CUBLAS_DEFAULT_MATH));
     TRY_BLAS(cublasSetAtomicsMode(s->blas, CUBLAS_ATOMICS_NOT_ALLOWED));
     TRY_BLAS(cublasLtCreate(&s->lt));
@@ -153,6 +155,15 @@ void *imb_cuda_scratch(size_t bytes) {
     imb_cuda_state *s = imb_cuda_get();
     if (!s) return NULL;
     if (bytes <= s->scratch_bytes && s->scratch) return s->scratch;
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing(s->stream, &cs) != cudaSuccess) cudaGetLastError();
+    if (cs != cudaStreamCaptureStatusNone) {
+        // growing waits for the stream and frees the old buffer: neither may happen in a capture
+        s->scratch_refused = 1;
+        imb_cuda_record("imb_cuda_scratch: would grow from %zu to %zu bytes inside a CUDA graph capture", s->scratch_bytes,
+                        bytes);
+        return NULL;
+    }
     size_t cap = bytes > 2 * s->scratch_bytes ? bytes : 2 * s->scratch_bytes;
     cap = (cap + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
     if (s->scratch) {
@@ -167,7 +178,26 @@ void *imb_cuda_scratch(size_t bytes) {
         return NULL;
     }
     s->scratch_bytes = cap;
+    s->scratch_gen++;
     return s->scratch;
+}
+
+static int use_tf32;   // one device and one stream per process: the dispatch sets it per call
+
+extern "C" void imb_cuda_set_tf32(int on) { use_tf32 = on != 0; }
+extern "C" int imb_cuda_tf32(void) { return use_tf32; }
+
+extern "C" unsigned long long imb_cuda_scratch_generation(void) {
+    imb_cuda_state *s = imb_cuda_get();
+    return s ? s->scratch_gen : 0;
+}
+
+extern "C" int imb_cuda_scratch_refused(int clear) {
+    imb_cuda_state *s = imb_cuda_get();
+    if (!s) return 0;
+    int r = s->scratch_refused;
+    if (clear) s->scratch_refused = 0;
+    return r;
 }
 
 extern "C" const char *imb_cuda_poll(void) {

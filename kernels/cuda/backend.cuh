@@ -31,6 +31,8 @@ struct imb_cuda_state {
     void *scratch;           // grows on demand, reused by every kernel wrapper
     size_t scratch_bytes;
     int sync_each_op;        // IMB_CUDA_SYNC=1
+    unsigned long long scratch_gen;   // scratch reallocations (CUDA graphs hold its address)
+    int scratch_refused;     // growth refused inside a stream capture, not yet read
 };
 
 // The state, created on first use; NULL when creation failed (the error is recorded).
@@ -43,6 +45,9 @@ cublasHandle_t imb_cuda_blas(void);
 // stream before the next call may still use it (stream order). NULL with the error recorded.
 // Growing synchronises the stream, so it belongs to warm-up, never to a captured graph.
 void *imb_cuda_scratch(size_t bytes);
+
+// Releases the cached cuBLASLt GEMM plans (kernels/cuda/matmul.cu); part of the teardown.
+void imb_gemm_plans_clear(void);
 
 // Error recording; true when the call succeeded.
 bool imb_cuda_ok(cudaError_t e, const char *call, const char *func, const char *file, int line);

@@ -22,6 +22,18 @@ void *imb_cuda_stream_handle(void);
  * programs that want a clean teardown (leak checkers): the OS frees them at exit anyway. */
 void imb_cuda_shutdown(void);
 
+/* GEMM math for the calls that follow: 0 = fp32 (pedantic), 1 = TF32 tensor cores. The op
+ * dispatch (IMB_RUN) sets it from the context before every CUDA kernel call. */
+void imb_cuda_set_tf32(int on);
+int imb_cuda_tf32(void);
+
+/* The scratch buffer (imb_cuda_scratch) is reallocated when it grows; a CUDA graph captured
+ * before that holds the old address. The generation counts reallocations. Growth inside a
+ * stream capture is refused (it would wait for the device): the call fails with the error
+ * recorded and imb_cuda_scratch_refused(1) returns 1 once (and clears the note). */
+unsigned long long imb_cuda_scratch_generation(void);
+int imb_cuda_scratch_refused(int clear);
+
 /* Sticky error. The raw CUDA kernels return void like their CPU twins, so a failed launch,
  * CUDA runtime or cuBLAS call is recorded here ("<call> failed: <reason> at <file>:<line>
  * in <function>"); the first one is kept until cleared. imb_cuda_poll also picks up an

@@ -5,10 +5,11 @@ extern "C" {
 #include "../embedding.h"
 }
 
-__global__ static void emb_fwd(float *out, const float *table, const int32_t *ids, int64_t N, int64_t C) {
+__global__ static void emb_fwd(float *out, const float *table, const int32_t *ids, int64_t N, int64_t V, int64_t C) {
     IMB_FOR(i, N * C) {
         int64_t n = i / C, c = i - n * C;
-        out[i] = table[(int64_t)ids[n] * C + c];
+        int32_t id = ids[n];
+        out[i] = id >= 0 && id < V ? table[(int64_t)id * C + c] : 0.0f;   // a bad id: reported by the op's check
     }
 }
 
@@ -76,13 +77,14 @@ __global__ static void __launch_bounds__(SORT_TILE) merge_tiles(uint64_t *key, i
 // A warp per (sorted position p, 32-column slice). The warp at the first position of a run
 // of equal ids adds the run's gradient rows, in token order, onto that table row: exactly
 // the CPU's sequence of float additions, and no two warps write the same element.
-__global__ static void emb_bwd_runs(float *dtable, const float *dout, const uint64_t *key, int64_t N, int64_t C) {
+__global__ static void emb_bwd_runs(float *dtable, const float *dout, const uint64_t *key, int64_t N, int64_t V,
+                                    int64_t C) {
     int64_t slices = (C + 31) / 32, warps = (int64_t)gridDim.x * (blockDim.x / 32);
     int lane = threadIdx.x & 31;
     for (int64_t w = blockIdx.x * (int64_t)(blockDim.x / 32) + threadIdx.x / 32; w < N * slices; w += warps) {
         int64_t p = w / slices, c = (w - p * slices) * 32 + lane;
         uint32_t id = (uint32_t)(key[p] >> 32);
-        if ((p > 0 && (uint32_t)(key[p - 1] >> 32) == id) || c >= C) continue;
+        if ((p > 0 && (uint32_t)(key[p - 1] >> 32) == id) || c >= C || id >= (uint64_t)V) continue;
         float *row = dtable + (int64_t)id * C;
         float acc = row[c];
         for (int64_t q = p; q < N && (uint32_t)(key[q] >> 32) == id; q++) acc += dout[(int64_t)(uint32_t)key[q] * C + c];
@@ -131,13 +133,11 @@ static double *pool_weights(const float *mask, int64_t B, int64_t L) {
 
 extern "C" {
 void imb_embedding_fwd_cuda(float *out, const float *table, const int32_t *ids, int64_t N, int64_t V, int64_t C) {
-    (void)V;
     if (N <= 0 || C <= 0) return;
-    IMB_LAUNCH(emb_fwd, imb_blocks(N * C, IMB_THREADS), IMB_THREADS, 0, out, table, ids, N, C);
+    IMB_LAUNCH(emb_fwd, imb_blocks(N * C, IMB_THREADS), IMB_THREADS, 0, out, table, ids, N, V, C);
 }
 
 void imb_embedding_bwd_cuda(float *dtable, const float *dout, const int32_t *ids, int64_t N, int64_t V, int64_t C) {
-    (void)V;
     if (N <= 0 || C <= 0) return;
     if (N > (int64_t)UINT32_MAX) {
         imb_cuda_record("imb_embedding_bwd_cuda: %lld tokens exceed the sort's 32-bit token index", (long long)N);
@@ -156,7 +156,7 @@ void imb_embedding_bwd_cuda(float *dtable, const float *dout, const int32_t *ids
         IMB_LAUNCH(merge_tiles, tiles, SORT_TILE, 0, key, k);
     }
     int64_t warps = N * ((C + 31) / 32);
-    IMB_LAUNCH(emb_bwd_runs, imb_blocks(warps, IMB_THREADS / 32), IMB_THREADS, 0, dtable, dout, key, N, C);
+    IMB_LAUNCH(emb_bwd_runs, imb_blocks(warps, IMB_THREADS / 32), IMB_THREADS, 0, dtable, dout, key, N, V, C);
 }
 
 void imb_mean_pool_fwd_cuda(float *out, const float *x, const float *mask, int64_t B, int64_t L, int64_t C) {

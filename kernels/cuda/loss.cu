@@ -24,18 +24,21 @@ __global__ static void xent_fwd(float *rowloss, float *prob, const float *logits
         if (threadIdx.x == 0) {
             int32_t y = labels[i];
             double lse = mx + log(se);
-            rowloss[i] = y < 0 ? 0.0f : (float)((1.0 - smoothing) * (lse - z[y]) + smoothing * (lse - sz / (double)C));
+            // y >= C: flagged by the op's data check, reported after the step; no read past the row
+            rowloss[i] = y < 0 ? 0.0f
+                       : y >= C ? NAN
+                                : (float)((1.0 - smoothing) * (lse - z[y]) + smoothing * (lse - sz / (double)C));
         }
     }
 }
 
 __global__ static void xent_bwd(float *dlogits, const float *prob, const int32_t *labels, int64_t N, int64_t C,
-                                float smoothing, const float *dloss, float scale) {
-    float s = scale * dloss[0];
+                                float smoothing, const float *dloss, const float *scale) {
+    float s = scale[0] * dloss[0];
     IMB_FOR(i, N * C) {
         int64_t r = i / C, c = i - r * C;
         int32_t y = labels[r];
-        if (y < 0) continue;
+        if (y < 0 || y >= C) continue;
         float target = smoothing / (float)C + (c == y ? 1.0f - smoothing : 0.0f);
         dlogits[i] += s * (prob[i] - target);
     }
@@ -49,6 +52,25 @@ __global__ static void __launch_bounds__(1024) sum_kernel(float *out, const floa
     if (threadIdx.x == 0) out[0] = (float)(s * scale);
 }
 
+// The mean over kept rows, with the count taken on the device (no label comes to the host):
+// the sum in sum_kernel's order, the scale as the CPU computes it.
+__global__ static void __launch_bounds__(1024) xent_mean(float *loss, float *scale, const float *rowloss,
+                                                         const int32_t *labels, int64_t N, int64_t C) {
+    double s = 0;
+    long long kept = 0;
+    for (int64_t i = threadIdx.x; i < N; i += blockDim.x) {
+        s += rowloss[i];
+        kept += labels[i] >= 0 && labels[i] < C;
+    }
+    s = imb_block_sum(s);
+    kept = imb_block_sum(kept);
+    if (threadIdx.x == 0) {
+        float inv = kept ? 1.0f / (float)kept : 0.0f;
+        scale[0] = inv;
+        loss[0] = (float)(s * inv);
+    }
+}
+
 extern "C" {
 void imb_xent_fwd_cuda(float *rowloss, float *prob, const float *logits, const int32_t *labels, int64_t N, int64_t C,
                        float smoothing) {
@@ -56,8 +78,12 @@ void imb_xent_fwd_cuda(float *rowloss, float *prob, const float *logits, const i
     IMB_LAUNCH(xent_fwd, imb_blocks(N, 1), imb_row_threads(C), 0, rowloss, prob, logits, labels, N, C, smoothing);
 }
 
+void imb_xent_mean_cuda(float *loss, float *scale, const float *rowloss, const int32_t *labels, int64_t N, int64_t C) {
+    IMB_LAUNCH(xent_mean, 1, 1024, 0, loss, scale, rowloss, labels, N, C);
+}
+
 void imb_xent_bwd_cuda(float *dlogits, const float *prob, const int32_t *labels, int64_t N, int64_t C,
-                       float smoothing, const float *dloss, float scale) {
+                       float smoothing, const float *dloss, const float *scale) {
     if (N <= 0 || C <= 0) return;
     IMB_LAUNCH(xent_bwd, imb_blocks(N * C, IMB_THREADS), IMB_THREADS, 0, dlogits, prob, labels, N, C, smoothing,
                dloss, scale);

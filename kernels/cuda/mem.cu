@@ -55,4 +55,30 @@ int imb_cuda_copy(void *dst, const void *src, size_t bytes, int kind) {
     if (kind != 2 && !IMB_CUDA_CHECK(cudaStreamSynchronize(s))) return -1;
     return 0;
 }
+
+int imb_cuda_host_alloc(void **p, size_t bytes, char *err, size_t errn) {
+    *p = NULL;
+    if (imb_cuda_init(err, errn)) return -1;
+    cudaError_t e = cudaHostAlloc(p, bytes ? bytes : 1, cudaHostAllocDefault);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        if (err) snprintf(err, errn, "cudaHostAlloc(%zu bytes): %s", bytes, cudaGetErrorString(e));
+        *p = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+// cudaFreeHost waits for the device: no queued copy can still be reading p.
+void imb_cuda_host_free(void *p) {
+    if (p) IMB_CUDA_CHECK(cudaFreeHost(p));
+}
+
+int imb_cuda_copy_async(void *dst, const void *src, size_t bytes, int kind) {
+    if (bytes == 0) return 0;
+    cudaMemcpyKind k = kind == 0 ? cudaMemcpyHostToDevice : kind == 1 ? cudaMemcpyDeviceToHost : cudaMemcpyDeviceToDevice;
+    return IMB_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, k, imb_cuda_stream())) ? 0 : -1;
+}
+
+int imb_cuda_sync(void) { return IMB_CUDA_CHECK(cudaStreamSynchronize(imb_cuda_stream())) ? 0 : -1; }
 }
