@@ -199,7 +199,7 @@ void imb_text_shard_close(imb_text_shard *s) {
 
 struct imb_text_loader {
     const imb_text_shard *s;
-    int batch, max_len, shuffle, rank, world;
+    int batch, max_len, shuffle, rank, world, fixed;
     uint64_t seed;
     int64_t nbatches, epoch, next, window;
     int32_t *perm, *key;
@@ -242,6 +242,8 @@ imb_text_loader *imb_text_loader_new_rank(const imb_text_shard *s, int batch, in
     l->perm_epoch = -1;
     return l;
 }
+
+void imb_text_loader_fixed(imb_text_loader *l, int fixed) { l->fixed = fixed != 0; }
 
 void imb_text_loader_bucket(imb_text_loader *l, int64_t window) {
     l->window = window > 0 ? window : 0;
@@ -315,7 +317,7 @@ int imb_text_loader_next(imb_text_loader *l, int32_t *ids, float *mask, int32_t 
         imb_text_shard_get(l->s, l->perm[start + r], NULL, 0, &n, NULL);
         if (n > L) L = n;
     }
-    if (L > l->max_len) L = l->max_len;
+    if (L > l->max_len || l->fixed) L = l->max_len;
     for (int r = 0; r < c; r++) {
         int n;
         imb_text_shard_get(l->s, l->perm[start + r], ids + (size_t)r * L, L, &n, &labels[r]);

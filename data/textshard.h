@@ -55,6 +55,9 @@ imb_text_loader *imb_text_loader_new_rank(const imb_text_shard *s, int batch, in
  * pure function of (seed, epoch), so resuming and ranks work as before. 0 (the default) = off;
  * a window of at least imb_text_loader_batches sorts the whole epoch (evaluation). */
 void imb_text_loader_bucket(imb_text_loader *l, int64_t window);
+/* fixed = 1: every batch is padded to max_len (one shape for the whole run, so a CUDA graph
+ * can replay every step); 0 (the default): to its longest record. */
+void imb_text_loader_fixed(imb_text_loader *l, int fixed);
 /* Writes ids i32 [count, *len] (padding id 0), mask f32 [count, *len] (1 token, 0 padding) and
  * labels [count], row-major and packed (ids, mask hold batch * max_len) and returns 0; at the
  * end of an epoch returns 1 with *count = 0 (the next call starts the next epoch). */

@@ -26,7 +26,7 @@ typedef struct run {
     int32_t *ids, *y;
     float *mask;
     int count, len;              /* the loaded training batch: samples and padded length */
-    int batch, max_len;
+    int batch, max_len, fixed;
     char root[4096];
 } run;
 
@@ -95,6 +95,10 @@ static int setup(run *r, char *err, size_t errn) {
      * data.bucket batches, shuffled; evaluation: the whole split sorted) */
     imb_text_loader_bucket(r->train, p->data.bucket);
     imb_text_loader_bucket(r->val, imb_text_loader_batches(r->val));
+    /* a CUDA graph replays one shape: there every training batch is padded to max_len (the
+     * mask makes padding invisible, so this changes the cost, not the model) */
+    r->fixed = !strcmp(r->cli->device, "cuda") && !r->cli->no_graph;
+    imb_text_loader_fixed(r->train, r->fixed);
     r->ctx = imb_ctx_new(!strcmp(r->cli->device, "cuda") ? IMB_CUDA : IMB_CPU, seed, err, errn);
     if (!r->ctx) return -1;
     r->ctx->deterministic = r->cli->deterministic;
@@ -124,13 +128,12 @@ static void teardown(run *r) {
     free(r->y);
 }
 
-/* the trainer begins training steps; evaluation begins its own */
+/* the trainer begins training steps; evaluation begins its own. The mask goes in even when a
+ * batch has no padding: every training step then records the same ops (a CUDA graph replays). */
 static imb_tensor *forward(run *r, int n, int L, int training) {
     if (!training) imb_step_begin(r->ctx, 0);
-    int padded = 0;
-    for (size_t i = 0; i < (size_t)n * (size_t)L && !padded; i++) padded = r->mask[i] == 0.0f;
     imb_tensor *ids = imb_input(r->ctx, IMB_I32, 2, IMB_SHAPE(n, L), r->ids);
-    imb_tensor *mask = padded ? imb_input(r->ctx, IMB_F32, 2, IMB_SHAPE(n, L), r->mask) : NULL;
+    imb_tensor *mask = imb_input(r->ctx, IMB_F32, 2, IMB_SHAPE(n, L), r->mask);
     return imb_textcls_forward(r->ctx, r->model, ids, mask);
 }
 
@@ -202,6 +205,7 @@ static void record(void *ud, imb_record *rec) {
     run *r = ud;
     imb_record_extra_num(rec, "vocab", (double)imb_bpe_vocab(r->tok));
     imb_record_extra_num(rec, "max_len", (double)r->max_len);
+    imb_record_extra_str(rec, "train_padding", r->fixed ? "max_len" : "longest in batch");
     imb_record_extra_num(rec, "train_tokens_per_text", (double)r->train_shard.ntokens / r->train_shard.n);
 }
 

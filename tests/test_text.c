@@ -753,6 +753,27 @@ START_TEST(text_loader_buckets_and_ranks) {
     ck_assert_int_eq(check_epoch(ev, seen, &sig), 7);
     for (int i = 0; i < NREC; i++) ck_assert_int_eq(seen[i], 1);
     imb_text_loader_free(ev);
+    /* fixed shape (CUDA graphs): always max_len wide, the same records as without */
+    imb_text_loader *fx = imb_text_loader_new(&s, BATCH, MAXLEN, 1, 1, 5, err, sizeof err);
+    imb_text_loader *dy = imb_text_loader_new(&s, BATCH, MAXLEN, 1, 1, 5, err, sizeof err);
+    imb_text_loader_fixed(fx, 1);
+    {
+        int32_t fi[BATCH * MAXLEN], di[BATCH * MAXLEN], fl[BATCH], dl[BATCH];
+        float fm[BATCH * MAXLEN], dm[BATCH * MAXLEN];
+        int fc, dc, fL, dL;
+        while (!imb_text_loader_next(fx, fi, fm, fl, &fc, &fL)) {
+            ck_assert_int_eq(imb_text_loader_next(dy, di, dm, dl, &dc, &dL), 0);
+            ck_assert_int_eq(fL, MAXLEN);
+            ck_assert_int_eq(fc, dc);
+            for (int r = 0; r < fc; r++)
+                for (int j = 0; j < MAXLEN; j++) {
+                    ck_assert_int_eq(fi[r * MAXLEN + j], j < dL ? di[r * dL + j] : 0);
+                    ck_assert(fm[r * MAXLEN + j] == (j < dL ? dm[r * dL + j] : 0.0f));
+                }
+        }
+    }
+    imb_text_loader_free(fx);
+    imb_text_loader_free(dy);
     /* two ranks of batch 4 see exactly what one process of batch 8 sees */
     imb_text_loader *one = imb_text_loader_new(&s, BATCH, MAXLEN, 1, 1, 5, err, sizeof err);
     imb_text_loader *r0 = imb_text_loader_new_rank(&s, BATCH / 2, MAXLEN, 1, 1, 5, 0, 2, err, sizeof err);

@@ -2,7 +2,9 @@
  * checks, and a short training run on the synthetic AG-News corpus that must learn. */
 #include "checkrun.h"
 #include "datatest.h"
+#include "graph.h"
 #include "optim.h"
+#include "step.h"
 #include "rng.h"
 #include "textcls.h"
 #include "textprep.h"
@@ -194,6 +196,74 @@ START_TEST(learns_synth_agnews) {
 }
 END_TEST
 
+/* Training steps as the trainer runs them on CUDA (batches padded to max_len, the real length
+ * changing every step) through the graph bookkeeping emulated on the CPU: after the capture,
+ * every step replays (same ops, allocations and inputs), probes write nothing, and the losses
+ * are the eager ones, for every backbone in the registry. */
+typedef struct { imb_textcls *m; imb_adamw opt; int32_t ids[4 * MAXLEN], y[4]; float mask[4 * MAXLEN]; } step_ud;
+
+static int text_step(imb_ctx *c, void *p) {
+    step_ud *u = p;
+    imb_params_zero_grad(c);
+    imb_step_begin(c, 1);
+    imb_tensor *lg = imb_textcls_forward(c, u->m, imb_input(c, IMB_I32, 2, IMB_SHAPE(4, MAXLEN), u->ids),
+                                         imb_input(c, IMB_F32, 2, IMB_SHAPE(4, MAXLEN), u->mask));
+    imb_tensor *l = imb_textcls_loss(c, u->m, lg, imb_input(c, IMB_I32, 1, IMB_SHAPE(4), u->y), 0.0f, NULL);
+    imb_step_keep(c, 0, l);
+    imb_backward(c, l);
+    imb_grad_clip_async(c, 1.0f);
+    imb_adamw_apply(c, &u->opt);
+    return imb_ok(c) ? 0 : -1;
+}
+
+static void text_steps(const char *spec, imb_graph_use use, float *loss, imb_graph_stats *st) {
+    char err[512] = "";
+    imb_backbone_cfg cfg;
+    ck_assert_msg(imb_backbone_parse(spec, &cfg, err, sizeof err) == 0, "%s", err);
+    imb_ctx *c = imb_ctx_new(IMB_CPU, 4, err, sizeof err);
+    step_ud u;
+    u.m = imb_textcls_create(c, &cfg, V, MAXLEN, NCLS);
+    ck_assert_msg(u.m && !imb_params_alloc(c), "%s", imb_error(c));
+    u.opt = imb_adamw_default(0.05f);
+    imb_graph *g = imb_graph_new(c, use, NULL, NULL);
+    for (int s = 0; s < 5; s++) {
+        for (int r = 0; r < 4; r++) {
+            int n = 1 + (int)imb_rng_below(7, (uint64_t)s, (uint64_t)r, MAXLEN);
+            for (int j = 0; j < MAXLEN; j++) {
+                u.ids[r * MAXLEN + j] = j < n ? 1 + (int32_t)imb_rng_below(8, (uint64_t)s, (uint64_t)(r * MAXLEN + j), V - 1) : 0;
+                u.mask[r * MAXLEN + j] = (float)(j < n);
+            }
+            u.y[r] = (int32_t)imb_rng_below(9, (uint64_t)s, (uint64_t)r, NCLS);
+        }
+        ck_assert_int_eq(imb_adamw_prepare(c, &u.opt, 1e-3f), 0);
+        ck_assert_msg(!imb_graph_step(g, text_step, &u), "%s: %s", spec, imb_error(c));
+        loss[s] = imb_step_result(c)->vals[0];
+    }
+    *st = *imb_graph_get_stats(g);
+    imb_graph_free(g);
+    imb_textcls_free(u.m);
+    imb_ctx_free(c);
+}
+
+START_TEST(graph_replays_every_backbone) {
+    for (int i = 0; imb_mixers[i]; i++) {
+        const imb_mixer_def *mx = imb_mixers[i];
+        char spec[64];
+        snprintf(spec, sizeof spec, "%s", mx->presets[0]);
+        for (int k = 0; mx->presets[k]; k++)
+            if (strstr(mx->presets[k], "-nano")) snprintf(spec, sizeof spec, "%s", mx->presets[k]);
+        float a[5], b[5];
+        imb_graph_stats sa, sb;
+        text_steps(spec, IMB_GRAPH_OFF, a, &sa);
+        text_steps(spec, IMB_GRAPH_EMULATE, b, &sb);
+        ck_assert_msg(!memcmp(a, b, sizeof a), "%s: emulated graph steps change the losses", spec);
+        ck_assert_msg(sb.replayed == 3 && sb.mismatched == 0, "%s: %lld replayed, %lld mismatched", spec,
+                      (long long)sb.replayed, (long long)sb.mismatched);
+        ck_assert_int_eq(sb.probe_wrote, 0);
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("textcls");
     TCase *t = tcase_create("model");
@@ -201,6 +271,7 @@ int main(void) {
     tcase_add_test(t, padding_invariance_every_backbone);
     tcase_add_test(t, shapes_and_errors);
     tcase_add_test(t, learns_synth_agnews);
+    tcase_add_test(t, graph_replays_every_backbone);
     suite_add_tcase(s, t);
     return imb_check_run(srunner_create(s));
 }
