@@ -63,8 +63,14 @@ static const imb_pkey keys[] = {
       F(data.synth_train) },
     { "data", "synth_val", IMB_PT_INT, "128", 1, 10000000, NULL, NULL, "validation images of the generated dataset (--synth)",
       F(data.synth_val) },
+    /* text keys have no table default, so image recipes hash as before; unset, text tasks use
+     * the documented values */
+    { "data", "max_len", IMB_PT_INT, NULL, 1, 65536, NULL, NULL,
+      "text: tokens kept per sample, the first ones (unset: 512)", F(data.max_len) },
+    { "data", "vocab_size", IMB_PT_INT, NULL, 257, 1048576, NULL, NULL,
+      "text: BPE vocabulary learned on the training split; 257 = bytes only (unset: 8192)", F(data.vocab_size) },
     { "data", "bucket", IMB_PT_INT, "50", 0, 1000000, NULL, NULL,
-      "speech: sort runs of bucket x batch shuffled utterances by length into batches (less padding); 0: off",
+      "speech, text: sort runs of bucket x batch shuffled samples by length into batches (less padding); 0: off",
       F(data.bucket) },
     { "data", "specaug_freq_masks", IMB_PT_INT, "2", 0, 16, NULL, NULL,
       "speech, augment >= 1: SpecAugment frequency masks per utterance", F(data.specaug_freq_masks) },

@@ -65,6 +65,7 @@ typedef struct imb_protocol {
         int64_t patch_size, loader_threads;
         int64_t store_size;                    /* shard cache shorter-side cap; 0: original sizes */
         int64_t synth_train, synth_val;        /* sizes of the generated dataset (--synth) */
+        int64_t max_len, vocab_size;           /* text tasks; 0 when unset */
         int64_t bucket;                        /* speech: length-bucketing runs of bucket x batch utterances */
         int64_t specaug_freq_masks, specaug_freq_width, specaug_time_masks;   /* speech: SpecAugment */
         double specaug_time_ratio;

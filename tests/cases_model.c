@@ -8,6 +8,7 @@
 #include "imagecls.h"
 #include "loss.h"
 #include "mem.h"
+#include "textcls.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,23 @@ static imb_tensor *cls_fwd(imb_ctx *c, optest *t) {
     return imb_cross_entropy(c, logits, imb_input(c, IMB_I32, 1, IMB_SHAPE(2), lab), 0.1f);
 }
 
+static void txt_cleanup(void *s) { imb_textcls_free(s); }
+
+/* text: token stem, positions sliced to a padded batch shorter than max_len, masked pool */
+static void txt_setup(imb_ctx *c, optest *t) {
+    imb_backbone_cfg cfg = tiny_vit(0);
+    t->state = imb_textcls_create(c, &cfg, 11, 6, 3);
+    t->cleanup = txt_cleanup;
+}
+
+static imb_tensor *txt_fwd(imb_ctx *c, optest *t) {
+    static const int32_t ids[2 * 5] = { 3, 7, 1, 9, 2, 4, 10, 6, 0, 0 }, lab[2] = { 1, 2 };
+    static const float mask[2 * 5] = { 1, 1, 1, 1, 1, 1, 1, 1, 0, 0 };
+    imb_textcls *m = t->state;
+    imb_tensor *logits = imb_textcls_forward(c, m, imb_input(c, IMB_I32, 2, IMB_SHAPE(2, 5), ids),
+                                             imb_input(c, IMB_F32, 2, IMB_SHAPE(2, 5), mask));
+    return imb_textcls_loss(c, m, logits, imb_input(c, IMB_I32, 1, IMB_SHAPE(2), lab), 0.1f, NULL);
+}
 /* Whole VMamba backbones with the real initialisation, through the skeleton: the tokens and
  * the parameters on the block's main path (float finite differences cannot resolve the SSM
  * parameters' gradients here, which are orders smaller: the vmamba_ss2d cases check those).
@@ -353,6 +371,7 @@ const op_case optest_model[] = {
     { "vit_backbone_gap", vit_gap_setup, vit_fwd, 0, 0 },
     { "vit_backbone_regrid", vit_setup, vit_regrid_fwd, 0, 0 },
     { "imagecls_vit_loss", cls_setup, cls_fwd, 0, 0 },
+    { "textcls_vit_loss", txt_setup, txt_fwd, 0, 0 },
     { "linformer_backbone", lin_setup, lin_fwd, 0, 0 },
     { "linformer_backbone_short", lin_short_setup, lin_short_fwd, 0, 0 },
     { "linformer_shared_layers_mask", lin_layers_setup, lin_masked_fwd, 0, 0 },
