@@ -32,5 +32,11 @@ for dev in cuda cpu; do
 done
 ./harness --task mnist --backbone vit-nano --synth --protocol quickstart --device cuda --out "$OUT/runs" > "$OUT/train_cuda.log" 2>&1
 row "quickstart train on cuda" "rc=$? $(grep -A2 '^| task' "$OUT/train_cuda.log" | tail -1)"
+# data parallel through NCCL with one GPU: --nproc 1 must train exactly like a plain run
+tiny="--task mnist --backbone vit-nano --synth --protocol quickstart --device cuda --out $OUT/dp --stop-after 20"
+./harness $tiny --checkpoint "$OUT/dp/plain.safetensors" > "$OUT/dp_plain.log" 2>&1
+./harness --nproc 1 $tiny --checkpoint "$OUT/dp/nproc1.safetensors" > "$OUT/dp_nproc1.log" 2>&1
+cmp -s "$OUT/dp/plain.safetensors.losses" "$OUT/dp/nproc1.safetensors.losses"
+row "--nproc 1 (NCCL) losses == plain" "rc=$? $(grep -m1 'data parallel' "$OUT/dp_nproc1.log")"
 row "wall" "$(( $(date +%s) - t0 )) s"
 echo; cat "$OUT/summary.md"

@@ -30,6 +30,7 @@ struct imb_loader {
     const imb_shard *shard;
     imb_transform_opts topts;
     int batch, shuffle, nthreads;
+    int rank, world;            /* this rank's slice of every global batch of batch * world */
     uint64_t seed;
     int64_t nbatches;
     size_t sample_len;          /* floats per sample */
@@ -84,7 +85,7 @@ static void assign(imb_loader *l) {
         pthread_cond_broadcast(&l->done_cv);
     } else {
         if (l->perm_epoch != s->epoch) make_perm(l, s->epoch);
-        int64_t start = s->batch * l->batch, left = l->shard->n - start;
+        int64_t start = (s->batch * l->world + l->rank) * l->batch, left = l->shard->n - start;
         s->count = left < l->batch ? (int)left : l->batch;
         memcpy(s->idx, l->perm + start, sizeof *s->idx * (size_t)s->count);
         s->state = SLOT_FILLING;
@@ -182,6 +183,12 @@ void imb_loader_free(imb_loader *l) {
 
 imb_loader *imb_loader_new(const imb_shard *shard, const imb_transform_opts *t, int batch, int shuffle,
                            int drop_last, uint64_t seed, int nthreads, char *err, size_t errn) {
+    return imb_loader_new_rank(shard, t, batch, shuffle, drop_last, seed, nthreads, 0, 1, err, errn);
+}
+
+imb_loader *imb_loader_new_rank(const imb_shard *shard, const imb_transform_opts *t, int batch, int shuffle,
+                                int drop_last, uint64_t seed, int nthreads, int rank, int world, char *err,
+                                size_t errn) {
     if (!shard || !shard->map || shard->n < 1) {
         imb_errf(err, errn, "loader: shard: not open");
         return NULL;
@@ -192,9 +199,13 @@ imb_loader *imb_loader_new(const imb_shard *shard, const imb_transform_opts *t, 
              batch, nthreads);
         return NULL;
     }
-    if (drop_last && shard->n < batch) {
-        imb_errf(err, errn, "loader: %s: drop_last with %d samples and batch %d leaves no batch", shard->path,
-             shard->n, batch);
+    if (world < 1 || rank < 0 || rank >= world || (world > 1 && !drop_last)) {
+        imb_errf(err, errn, "loader: %s: rank %d of %d (ranks need drop_last)", shard->path, rank, world);
+        return NULL;
+    }
+    if (drop_last && shard->n < batch * world) {
+        imb_errf(err, errn, "loader: %s: drop_last with %d samples and batch %d x %d ranks leaves no batch",
+                 shard->path, shard->n, batch, world);
         return NULL;
     }
     imb_loader *l = calloc(1, sizeof *l);
@@ -208,7 +219,9 @@ imb_loader *imb_loader_new(const imb_shard *shard, const imb_transform_opts *t, 
     l->shuffle = shuffle;
     l->nthreads = nthreads;
     l->seed = seed;
-    l->nbatches = drop_last ? shard->n / batch : (shard->n + batch - 1) / batch;
+    l->rank = rank;
+    l->world = world;
+    l->nbatches = drop_last ? shard->n / (batch * world) : (shard->n + batch - 1) / batch;
     l->sample_len = imb_transform_out_len(t);
     l->perm_epoch = -1;
     pthread_mutex_init(&l->mu, NULL);

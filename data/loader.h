@@ -23,6 +23,14 @@ typedef struct imb_loader imb_loader;
 imb_loader *imb_loader_new(const imb_shard *shard, const imb_transform_opts *t, int batch, int shuffle,
                            int drop_last, uint64_t seed, int nthreads, char *err, size_t errn);
 
+/* The same for one rank of a data-parallel group: global batch k of epoch e holds positions
+ * [k*batch*world, (k+1)*batch*world) of the epoch's order, and this rank loads its slice
+ * [(k*world + rank)*batch, +batch): the ranks together see exactly what one process with
+ * batch * world sees. world > 1 needs drop_last. imb_loader_new is rank 0 of 1. */
+imb_loader *imb_loader_new_rank(const imb_shard *shard, const imb_transform_opts *t, int batch, int shuffle,
+                                int drop_last, uint64_t seed, int nthreads, int rank, int world, char *err,
+                                size_t errn);
+
 /* Copies the next batch into images [batch, C, S, S] and labels [batch] (only the first
  * *count rows are written) and returns 0. At the end of an epoch returns 1 with *count = 0
  * and writes nothing; the following call starts the next epoch. Returns -1 when a sample

@@ -33,6 +33,10 @@ void imb_cli_help(FILE *f) {
 "  --seed N          override the protocol's seed (recorded; marks the run off-protocol if pinned)\n"
 "  --threads N       loader threads (default: the protocol's)\n"
 "  --deterministic   no atomics in reductions\n"
+"  --nproc N         data-parallel training on N GPUs of this host (one process each, NCCL);\n"
+"                    the protocol's batch is the global batch, split over the ranks\n"
+"  --init SPEC       rendezvous of ranks started by an external launcher (mpirun, srun):\n"
+"                    file:PATH (shared file system) or tcp:HOST:PORT (rank 0's address)\n"
 "  --stop-after N    stop after step N as if the run were killed (for resume tests)\n"
 "  -h, --help        this text\n"
 "\n"
@@ -70,6 +74,7 @@ int imb_cli_parse(int argc, char **argv, imb_cli *cli, char *err, size_t errn) {
     cli->precision = "fp32";
     cli->out_dir = "runs";
     cli->seed = -1;
+    cli->world = 1;
     cli->bench_res[0] = 224;
     cli->bench_nres = 1;
     cli->bench_batch = 64;
@@ -97,6 +102,14 @@ int imb_cli_parse(int argc, char **argv, imb_cli *cli, char *err, size_t errn) {
         else if (!strcmp(a, "--device")) { if (need_value(argc, argv, &i, &cli->device, err, errn)) return -1; }
         else if (!strcmp(a, "--precision")) { if (need_value(argc, argv, &i, &cli->precision, err, errn)) return -1; }
         else if (!strcmp(a, "--out")) { if (need_value(argc, argv, &i, &cli->out_dir, err, errn)) return -1; }
+        else if (!strcmp(a, "--init")) { if (need_value(argc, argv, &i, &cli->init, err, errn)) return -1; }
+        else if (!strcmp(a, "--nproc")) {
+            if (need_value(argc, argv, &i, &v, err, errn)) return -1;
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (!*v || *end || n < 1 || n > 1024) { snprintf(err, errn, "--nproc %s: expected a rank count in [1, 1024]", v); return -1; }
+            cli->nproc = (int)n;
+        }
         else if (!strcmp(a, "--stop-after")) {
             if (need_value(argc, argv, &i, &v, err, errn)) return -1;
             char *end;

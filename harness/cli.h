@@ -13,6 +13,13 @@ typedef struct imb_cli {
     long long seed;           /* -1: the protocol's */
     int nproto, nbackbone;    /* "section.key=value" protocol overrides; "key=value" backbone options */
     const char *proto_kv[IMB_CLI_MAX_KV], *backbone_kv[IMB_CLI_MAX_KV];
+    /* data parallel: --nproc N launches N ranks on this host; --init the rendezvous of ranks
+     * started elsewhere. rank/world/group are filled by main from the environment (group = 1
+     * when this process belongs to a launched group, even of one rank). */
+    int nproc;
+    const char *init;
+    int rank, world, local_rank, group;
+    char init_spec[512];
     /* bench */
     int bench_res[8], bench_nres, bench_batch, bench_reps, bench_warmup, bench_patch;
 } imb_cli;

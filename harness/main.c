@@ -3,6 +3,8 @@
 #include "bench.h"
 #include "cli.h"
 #include "demo.h"
+#include "dist.h"
+#include "launch.h"
 #include "protocol.h"
 #include "registry.h"
 #include <stdio.h>
@@ -74,6 +76,27 @@ int main(int argc, char **argv) {
         if (!cli.backbone) return fail("bench needs --backbone (harness list shows them)");
         return imb_bench_run(&cli, stdout, err, sizeof err) ? fail(err) : 0;
     }
+    if (cli.nproc) {
+        if (strcmp(cli.cmd, "train")) return fail("--nproc is for training (train command)");
+        if (getenv("IMB_RANK")) return fail("--nproc inside a launched rank");
+        if (cli.nproc > 1 && strcmp(cli.device, "cuda"))
+            return fail("--nproc > 1 needs --device cuda (ranks all-reduce over NCCL); CPU runs are one process");
+        err[0] = 0;
+        rc = imb_launch(cli.nproc, argc, argv, err, sizeof err);
+        if (rc && err[0]) fail(err);
+        return rc;
+    }
+    imb_rank_info ri;
+    if (imb_rank_from_env(&ri, cli.init, err, sizeof err)) return fail(err);
+    cli.rank = ri.rank;
+    cli.world = ri.world;
+    cli.local_rank = ri.local_rank;
+    cli.group = ri.world > 1 || getenv("IMB_WORLD") || cli.init;
+    snprintf(cli.init_spec, sizeof cli.init_spec, "%s", ri.init);
+    if (cli.world > 1 && strcmp(cli.device, "cuda"))
+        return fail("a data-parallel group needs --device cuda (ranks all-reduce over NCCL)");
+    if (cli.group && !strcmp(cli.device, "cuda") && imb_dist_select_device(cli.local_rank, err, sizeof err))
+        return fail(err);
     if (!cli.task) return fail("--task is required (harness list shows the tasks)");
     const imb_task_def *task = imb_task_find(cli.task);
     if (!task) { imb_task_unknown(cli.task, err, sizeof err); return fail(err); }

@@ -58,10 +58,16 @@ static int setup(run *r, char *err, size_t errn) {
     }
     transform_opts(p, 1, &r->ttrain);
     transform_opts(p, 0, &r->teval);
-    r->batch = (int)p->train.batch;
+    /* the protocol's batch is the global one: each rank of a data-parallel group loads its slice */
+    if (p->train.batch % r->cli->world) {
+        snprintf(err, errn, "train.batch %lld is not divisible by %d ranks", (long long)p->train.batch, r->cli->world);
+        return -1;
+    }
+    r->batch = (int)p->train.batch / r->cli->world;
     int threads = imb_trainer_threads(r->cli, p);
     uint64_t seed = imb_trainer_seed(r->cli, p);
-    r->train = imb_loader_new(&r->train_shard, &r->ttrain, r->batch, 1, 1, seed, threads, err, errn);
+    r->train = imb_loader_new_rank(&r->train_shard, &r->ttrain, r->batch, 1, 1, seed, threads, r->cli->rank,
+                                   r->cli->world, err, errn);
     if (!r->train) return -1;
     r->val = imb_loader_new(&r->val_shard, &r->teval, r->batch, 0, 0, seed, threads, err, errn);
     if (!r->val) return -1;

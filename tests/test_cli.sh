@@ -42,5 +42,14 @@ expect 1 "size a multiple of patch" bench --backbone vit-nano --res 30 --patch 7
 expect 0 "val top1" --task mnist --backbone vit-nano:dim=16,depth=1,heads=2 --synth --protocol synth --out "$out" train.lr=2e-3
 grep -q '"off_protocol":true' "$out/runs.jsonl" && grep -q '"train.lr=0.002"' "$out/runs.jsonl" \
     && echo "ok: record marks train.lr=2e-3 off-protocol" || { echo "FAIL: record"; cat "$out/runs.jsonl"; fails=$((fails + 1)); }
+# data parallel: --nproc 1 runs the group code path and trains exactly like a plain run;
+# CPU groups of several ranks are refused before any work
+expect 1 "--nproc > 1 needs --device cuda" --nproc 2 --task mnist --backbone vit-nano --synth --out "$out"
+expect 1 "--nproc 0: expected" --nproc 0 --task mnist --backbone vit-nano --synth --out "$out"
+tiny="--task mnist --backbone vit-nano:dim=16,depth=1,heads=2 --synth --protocol synth --out $out --stop-after 4"
+expect 0 "stopped after step 4" $tiny --checkpoint "$out/plain.safetensors"
+expect 0 "stopped after step 4" --nproc 1 $tiny --checkpoint "$out/nproc1.safetensors"
+cmp "$out/plain.safetensors.losses" "$out/nproc1.safetensors.losses" && echo "ok: --nproc 1 losses = plain run" \
+    || { echo "FAIL: --nproc 1 losses differ"; paste "$out/plain.safetensors.losses" "$out/nproc1.safetensors.losses"; fails=$((fails + 1)); }
 echo "cli: $fails failed"
 exit $fails

@@ -618,6 +618,48 @@ START_TEST(loader_epochs_visit_everything) {
 }
 END_TEST
 
+/* Two ranks with batch 2 together load exactly what one loader with batch 4 loads, images
+ * included (augmentation depends on the sample, not on the rank). */
+START_TEST(loader_ranks_split_the_global_batch) {
+    fixture fx;
+    open_fixture(&fx, 19);
+    imb_transform_opts t;
+    imb_transform_defaults(&t, 8, 1);
+    char err[512] = "";
+    imb_loader *one = imb_loader_new(&fx.s, &t, 4, 1, 1, 9, 2, err, sizeof err), *r[2];
+    for (int k = 0; k < 2; k++) {
+        r[k] = imb_loader_new_rank(&fx.s, &t, 2, 1, 1, 9, 1 + k, k, 2, err, sizeof err);
+        ck_assert_msg(r[k] != NULL, "%s", err);
+    }
+    ck_assert_int_eq(imb_loader_batches(one), 4);
+    ck_assert_int_eq(imb_loader_batches(r[0]), 4);
+    static float img1[4 * 3 * 8 * 8], imgr[4 * 3 * 8 * 8];
+    for (int e = 0; e < 2; e++)
+        for (int b = 0; b <= 4; b++) {
+            int32_t lab1[4], labr[4];
+            int c1, c0, cr;
+            int rc1 = imb_loader_next(one, img1, lab1, &c1);
+            int rc0 = imb_loader_next(r[0], imgr, labr, &c0);
+            int rcr = imb_loader_next(r[1], imgr + 2 * 3 * 8 * 8, labr + 2, &cr);
+            ck_assert_int_eq(rc1, b == 4);
+            ck_assert(rc0 == rc1 && rcr == rc1);
+            if (rc1) continue;
+            ck_assert(c1 == 4 && c0 == 2 && cr == 2);
+            ck_assert(!memcmp(lab1, labr, sizeof lab1));
+            ck_assert(!memcmp(img1, imgr, sizeof img1));
+        }
+    /* ranks need drop_last and a valid rank */
+    ck_assert_ptr_null(imb_loader_new_rank(&fx.s, &t, 2, 1, 0, 9, 1, 0, 2, err, sizeof err));
+    ck_assert_ptr_null(imb_loader_new_rank(&fx.s, &t, 2, 1, 1, 9, 1, 2, 2, err, sizeof err));
+    /* 19 samples hold no global batch of 2 x 10 */
+    ck_assert_ptr_null(imb_loader_new_rank(&fx.s, &t, 10, 1, 1, 9, 1, 0, 2, err, sizeof err));
+    imb_loader_free(one);
+    imb_loader_free(r[0]);
+    imb_loader_free(r[1]);
+    close_fixture(&fx);
+}
+END_TEST
+
 START_TEST(loader_drop_last) {
     fixture fx;
     open_fixture(&fx, 10);
@@ -767,6 +809,7 @@ int main(void) {
     tcase_add_test(tc, train_transform_determinism);
     tcase_add_test(tc, loader_epochs_visit_everything);
     tcase_add_test(tc, loader_drop_last);
+    tcase_add_test(tc, loader_ranks_split_the_global_batch);
     tcase_add_test(tc, loader_threads_bit_identical);
     tcase_add_test(tc, loader_seek_resumes_exactly);
     tcase_add_test(tc, loader_free_mid_epoch);
