@@ -31,6 +31,14 @@ int imb_synth_image(int cls, int h, int w, int c, uint64_t seed, uint64_t index,
  *     per_class_val images per class in validation and in evaluation.
  *  "mnist-idx": {train,t10k}-{images-idx3,labels-idx1}-ubyte, 10 classes of 28x28 gray
  *     shapes in shuffled order.
+ *  "librispeech": a LibriSpeech tree spoken by the espeak-ng program: LibriSpeech/<subset>/
+ *     <spk>/<chap>/<spk>-<chap>-<utt>.flac (16 kHz mono FLAC through libsndfile) and
+ *     <spk>-<chap>.trans.txt (upper case) for train-clean-100 (per_class_train utterances),
+ *     dev-clean and test-clean (per_class_val each; voices of the training set), dev-other and
+ *     test-other (per_class_val each; voices not in the training set). Sentences of 2..7 words
+ *     from a vocabulary of a few hundred; each speaker is an espeak-ng voice + variant with its
+ *     own speed and pitch. Fails with "--synth for librispeech needs espeak-ng" when the
+ *     program is not on PATH. Deterministic for a given espeak-ng version.
  * Deterministic: the same arguments write the same bytes. */
 int imb_synth_write(const char *layout, const char *root, int per_class_train, int per_class_val, uint64_t seed,
                     char *err, size_t errn);

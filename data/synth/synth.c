@@ -194,19 +194,21 @@ int imb_synth_write(const char *layout, const char *root, int per_class_train, i
     if (!layout || !root) return imb_errf(err, errn, "synth: no layout or root given");
     if (per_class_train < 0 || per_class_val < 0 || per_class_train > 100000 || per_class_val > 100000)
         return imb_errf(err, errn, "%s: synth: per-class counts %d/%d out of range", root, per_class_train, per_class_val);
-    static const char *const layouts[] = {"imagenet", "imagenet-csv", "imagenet-txt", "food101", "food11", "mnist-idx"};
+    static const char *const layouts[] = {"imagenet", "imagenet-csv", "imagenet-txt", "food101", "food11", "mnist-idx",
+                                          "librispeech"};
     int which = -1;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         if (!strcmp(layout, layouts[i])) which = i;
     if (which < 0)
         return imb_errf(err, errn, "%s: unknown synth layout '%s' (imagenet, imagenet-csv, imagenet-txt, food101, "
-                        "food11, mnist-idx)", root, layout);
+                        "food11, mnist-idx, librispeech)", root, layout);
     if (imb_mkdirs(root, err, errn) != 0) return -1;
     int tr = per_class_train, va = per_class_val;
     switch (which) {
     case 0: case 1: case 2: return synth_imagenet(root, tr, va, which, seed, err, errn);
     case 3: return synth_food101(root, tr, va, seed, err, errn);
     case 4: return synth_food11(root, tr, va, seed, err, errn);
+    case 6: return imb_synth_write_librispeech(root, tr, va, seed, err, errn);
     default: return imb_synth_write_mnist_idx(root, tr, va, seed, err, errn);
     }
 }
