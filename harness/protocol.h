@@ -57,7 +57,7 @@ typedef struct imb_protocol {
         int64_t seed, eval_interval, ckpt_interval;
     } train;
     struct {
-        char train_split[32], val_split[32];   /* "": the task's own split names */
+        char train_split[128], val_split[128];   /* "": the task's own split names */
         int64_t input_size, channels;
         double crop_pct;
         int64_t augment;
@@ -70,6 +70,11 @@ typedef struct imb_protocol {
         char preset[64];
         double drop_path, dropout;
     } model;
+    struct {                  /* CTC speech tasks; no defaults (unset keys are not hashed, so other
+                               * tasks' protocols keep their hashes): the task fills them in */
+        int64_t stem_channels, causal, beam_width, zero_infinity;
+        char decode[16];
+    } ctc;
     char name[64];            /* [protocol] name; defaults to the file's base name */
     char description[256];
     char pinned[512];         /* canonical comma-separated list */
