@@ -74,6 +74,11 @@ typedef struct imb_protocol {
         char preset[64];
         double drop_path, dropout;
     } model;
+    struct {                  /* CTC speech tasks; no defaults (unset keys are not hashed, so other
+                               * tasks' protocols keep their hashes): the task fills them in */
+        int64_t stem_channels, causal, beam_width, zero_infinity;
+        char decode[16];
+    } ctc;
     char name[64];            /* [protocol] name; defaults to the file's base name */
     char description[256];
     char pinned[512];         /* canonical comma-separated list */

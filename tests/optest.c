@@ -9,7 +9,7 @@
 
 #define FD_SAMPLES 48
 
-static const op_case *const tables[] = { optest_core, optest_nn, optest_shape, optest_scan, optest_concept, optest_model };
+static const op_case *const tables[] = { optest_core, optest_nn, optest_shape, optest_scan, optest_concept, optest_model, optest_ctc };
 
 int optest_count(void) {
     int n = 0;

@@ -51,6 +51,7 @@ extern const op_case optest_model[];
 extern const op_case optest_shape[];
 extern const op_case optest_scan[];
 extern const op_case optest_concept[];
+extern const op_case optest_ctc[];
 
 int optest_count(void);
 const op_case *optest_case(int i);
