@@ -1,23 +1,47 @@
-/* Selective scan op: shape checks, dispatch (CPU only for now) and the backward record. */
-#include "config.h"
+/* Selective scan op: shape checks, dispatch (CPU or CUDA) and the backward record. */
+#include "config.h"   /* before scan.h: IMB_HAVE_CUDA gates the CUDA declarations */
 #include "scan.h"
 #include "op.h"
+#ifdef IMB_HAVE_CUDA
+#include "cuda/backend.h"
+#endif
 
 typedef struct {
     imb_tensor *u, *delta, *A, *B, *C, *D, *bias, *z, *mask, *out;
+    float *fws;   /* CUDA: the forward's workspace, holding the chunk-boundary states */
     imb_scan_geom g;
 } scan_saved;
+
+#define F32_OR_NULL(t) ((t) ? imb_f32(t) : NULL)
 
 static void scan_backward(imb_ctx *ctx, void *p) {
     static const char *op = "selective_scan";
     scan_saved *s = p;
+#ifdef IMB_HAVE_CUDA
+    if (ctx->device == IMB_CUDA) {
+        float *ws = imb_scratch(ctx, sizeof(float) * imb_scan_bwd_ws_cuda(&s->g, s->z != NULL));
+        if (!ws) return;
+        if (ctx->trace) imb_trace_op(ctx, (uintptr_t)"imb_selective_scan_bwd_cuda");
+        if (ctx->graph_mode == IMB_GRAPH_PROBE) return;   /* a replay's host walk: nothing runs */
+        imb_cuda_enter(ctx);
+        if (imb_selective_scan_bwd_cuda(imb_cuda_stream_handle(), &s->g, imb_g(s->u), imb_g(s->delta), imb_g(s->A),
+                                        imb_g(s->B), imb_g(s->C), imb_g(s->D), imb_g(s->bias), imb_g(s->z), ws, s->fws,
+                                        imb_gradf(s->out), imb_f32(s->u), imb_f32(s->delta), imb_f32(s->A),
+                                        imb_f32(s->B), imb_f32(s->C), F32_OR_NULL(s->D), F32_OR_NULL(s->bias),
+                                        F32_OR_NULL(s->z), F32_OR_NULL(s->mask)))
+            imb_fail(ctx, "%s backward: %s", op, imb_scan_cuda_error());
+        else
+            imb_device_check(ctx, op);
+        return;
+    }
+#endif
     /* the backward's scratch is taken here, not in the forward: inference never pays for it */
     float *ws = imb_cpu_only(ctx, op) ? NULL : imb_scratch(ctx, sizeof(float) * imb_scan_bwd_ws(&s->g));
     if (!ws) return;
     IMB_RUN_CPU(ctx, op, imb_selective_scan_bwd, &s->g, imb_g(s->u), imb_g(s->delta), imb_g(s->A), imb_g(s->B),
                 imb_g(s->C), imb_g(s->D), imb_g(s->bias), imb_g(s->z), ws, imb_gradf(s->out), imb_f32(s->u),
-                imb_f32(s->delta), imb_f32(s->A), imb_f32(s->B), imb_f32(s->C), s->D ? imb_f32(s->D) : NULL,
-                s->bias ? imb_f32(s->bias) : NULL, s->z ? imb_f32(s->z) : NULL, s->mask ? imb_f32(s->mask) : NULL);
+                imb_f32(s->delta), imb_f32(s->A), imb_f32(s->B), imb_f32(s->C), F32_OR_NULL(s->D),
+                F32_OR_NULL(s->bias), F32_OR_NULL(s->z), F32_OR_NULL(s->mask));
 }
 
 imb_tensor *imb_selective_scan(imb_ctx *ctx, imb_tensor *u, imb_tensor *delta, imb_tensor *A, imb_tensor *B,
@@ -64,17 +88,35 @@ imb_tensor *imb_selective_scan(imb_ctx *ctx, imb_tensor *u, imb_tensor *delta, i
     imb_scan_geom g = { Bt, Dm, N, G, L, H, W, directions, K };
     imb_tensor *out = imb_new(ctx, IMB_F32, 3, u->shape, IMB_WANTS_GRAD(ctx, u, delta, A, B, C, D, delta_bias, z));
     if (!out) return NULL;
-    float *ws = imb_cpu_only(ctx, op) ? NULL : imb_scratch(ctx, sizeof(float) * imb_scan_fwd_ws(&g));
-    if (!ws) return NULL;
-    IMB_RUN_CPU(ctx, op, imb_selective_scan_fwd, &g, imb_f32(out), ws, imb_f32(u), imb_f32(delta), imb_f32(A),
-                imb_f32(B), imb_f32(C), D ? imb_f32(D) : NULL, delta_bias ? imb_f32(delta_bias) : NULL,
-                z ? imb_f32(z) : NULL, mask ? imb_f32(mask) : NULL);
+    float *ws = NULL;
+#ifdef IMB_HAVE_CUDA
+    if (ctx->device == IMB_CUDA) {
+        /* the workspace outlives the forward: with a backward to come it carries the chunk states */
+        ws = imb_scratch(ctx, sizeof(float) * imb_scan_fwd_ws_cuda(&g));
+        if (!ws) return NULL;
+        if (ctx->trace) imb_trace_op(ctx, (uintptr_t)"imb_selective_scan_fwd_cuda");
+        if (ctx->graph_mode != IMB_GRAPH_PROBE) {   /* a replay's host walk launches nothing */
+            imb_cuda_enter(ctx);
+            if (imb_selective_scan_fwd_cuda(imb_cuda_stream_handle(), &g, imb_f32(out), ws, out->grad != NULL,
+                                            imb_f32(u), imb_f32(delta), imb_f32(A), imb_f32(B), imb_f32(C),
+                                            F32_OR_NULL(D), F32_OR_NULL(delta_bias), F32_OR_NULL(z), F32_OR_NULL(mask)))
+                return imb_fail(ctx, "%s: %s", op, imb_scan_cuda_error()), NULL;
+            if (imb_device_check(ctx, op)) return NULL;
+        }
+    } else
+#endif
+    {
+        ws = imb_cpu_only(ctx, op) ? NULL : imb_scratch(ctx, sizeof(float) * imb_scan_fwd_ws(&g));
+        if (!ws) return NULL;
+        IMB_RUN_CPU(ctx, op, imb_selective_scan_fwd, &g, imb_f32(out), ws, imb_f32(u), imb_f32(delta), imb_f32(A),
+                    imb_f32(B), imb_f32(C), F32_OR_NULL(D), F32_OR_NULL(delta_bias), F32_OR_NULL(z), F32_OR_NULL(mask));
+    }
     /* per direction and state element: exp, two multiply-adds for h, one for the readout */
     ctx->flops += 7.0 * (double)(directions * Bt * Dm * N * L);
     if (out->grad) {
         scan_saved *s = imb_tape_push(ctx, op, scan_backward, sizeof *s);
         if (!s) return NULL;
-        *s = (scan_saved){ u, delta, A, B, C, D, delta_bias, z, mask, out, g };
+        *s = (scan_saved){ u, delta, A, B, C, D, delta_bias, z, mask, out, ws, g };
     }
     return imb_ok(ctx) ? out : NULL;
 }

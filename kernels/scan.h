@@ -49,4 +49,32 @@ void imb_selective_scan_bwd_cpu(const imb_scan_geom *g, float *du, float *ddelta
                                 float *dD, float *dbias, float *dz, float *ws, const float *dy, const float *u,
                                 const float *delta, const float *A, const float *B, const float *C, const float *D,
                                 const float *bias, const float *z, const float *mask);
+#ifdef IMB_HAVE_CUDA
+/* CUDA kernels (kernels/cuda/scan.cu, scan_fast.cu). Same sizes, semantics and "adds into every non-NULL
+ * gradient" as the CPU pair; different scratch, and a stream and a status like the attention kernels:
+ *   stream: a cudaStream_t, NULL for the legacy default stream.
+ *   forward ws: imb_scan_fwd_ws_cuda(g) floats. With save_states set, the forward leaves in it what
+ *       the backward needs (the scan states at chunk boundaries); the backward gets it back as fws.
+ *   backward ws: imb_scan_bwd_ws_cuda(g, z != NULL) floats of scratch, overwritten.
+ * The fast kernels scan chunks in shared memory and fuse the directions; shapes whose rows do not fit
+ * in shared memory, and every call while IMB_SCAN_KERNEL=simple is set, run the simple kernels (one
+ * thread per (batch, channel), as the CPU reference). IMB_SCAN_CFG ("nw=4,items=7,rf=2,rb=1,tiles=3,
+ * acc=global,rows=global,atomics=1") overrides the fast plan, for tuning. Both variables are read at
+ * every call: change them only between steps. Deterministic: no atomics (unless atomics=1).
+ * Return 0, or -1 with the reason in imb_scan_cuda_error() (a bad size or a failed launch; a kernel's
+ * own failure shows up at the next synchronising call). */
+size_t imb_scan_fwd_ws_cuda(const imb_scan_geom *g);
+size_t imb_scan_bwd_ws_cuda(const imb_scan_geom *g, int has_z);
+int imb_selective_scan_fwd_cuda(void *stream, const imb_scan_geom *g, float *y, float *ws, int save_states,
+                                const float *u, const float *delta, const float *A, const float *B, const float *C,
+                                const float *D, const float *bias, const float *z, const float *mask);
+int imb_selective_scan_bwd_cuda(void *stream, const imb_scan_geom *g, float *du, float *ddelta, float *dA, float *dB,
+                                float *dC, float *dD, float *dbias, float *dz, float *ws, const float *fws,
+                                const float *dy, const float *u, const float *delta, const float *A, const float *B,
+                                const float *C, const float *D, const float *bias, const float *z, const float *mask);
+/* The message of this thread's last failed imb_selective_scan_*_cuda call. */
+const char *imb_scan_cuda_error(void);
+/* What a call with these sizes runs (kernel, chunk, blocks, shared memory), written into buf. */
+const char *imb_scan_cuda_plan(const imb_scan_geom *g, int has_z, char *buf, size_t n);
+#endif
 #endif

@@ -59,6 +59,15 @@ SCAN_CASE(s2k, 2, 4, 7, 3, 2, 1, 1, 1, 2, 0, 0, 2, 0)
 SCAN_CASE(s2km, 2, 4, 7, 2, 1, 1, 1, 0, 2, 0, 0, 2, 1)
 SCAN_CASE(s4k, 2, 4, 6, 3, 2, 1, 1, 1, 4, 2, 3, 4, 0)
 SCAN_CASE(s4kn, 2, 4, 6, 1, 1, 1, 1, 0, 4, 3, 2, 4, 1)
+/* Longer sequences (parity only, below), for the CUDA kernels' chunking: test_parity re-runs the scan
+ * cases with chunks of 128 and 256 steps (IMB_SCAN_CFG), where these span 2 or 3 chunks with a partial
+ * last one (131 = 128 + 3, 133 = 128 + 5); the last one has 3 chunks of 1024 in the default plan. */
+SCAN_CASE(l1, 2, 4, 131, 16, 1, 1, 1, 1, 1, 0, 0, 1, 1)
+SCAN_CASE(l2, 1, 4, 300, 1, 2, 0, 1, 1, 2, 0, 0, 2, 0)
+SCAN_CASE(l4k, 1, 4, 133, 16, 1, 1, 1, 0, 4, 7, 19, 4, 1)
+SCAN_CASE(l4, 2, 3, 300, 1, 1, 1, 0, 1, 4, 15, 20, 1, 0)
+SCAN_CASE(n64, 1, 2, 20, 64, 1, 1, 1, 1, 2, 0, 0, 1, 0)
+SCAN_CASE(big, 1, 2, 2112, 16, 1, 1, 1, 1, 4, 44, 48, 4, 1)
 
 const op_case optest_scan[] = {
     { "scan_1dir", s1_setup, s1_fwd, 0, 0 },
@@ -71,5 +80,17 @@ const op_case optest_scan[] = {
     { "scan_2dir_K2_mask_noz", s2km_setup, s2km_fwd, 0, 0 },
     { "scan_4dir_K4", s4k_setup, s4k_fwd, 0, 0 },
     { "scan_4dir_K4_N1_mask_noz", s4kn_setup, s4kn_fwd, 0, 0 },
+    { "scan_2dir_N64", n64_setup, n64_fwd, 0, 0 },
+    { 0 },
+};
+
+/* the long sequences: float finite differences over hundreds of steps come near the grad check's
+ * tolerance, and the CPU op is checked on the short ones */
+const op_case optest_scan_parity[] = {
+    { "scan_1dir_L131_N16_mask", l1_setup, l1_fwd, 0, 0 },
+    { "scan_2dir_K2_L300_N1", l2_setup, l2_fwd, 0, 0 },
+    { "scan_4dir_K4_L133_N16_noz", l4k_setup, l4k_fwd, 0, 0 },
+    { "scan_4dir_L300_N1_nobias", l4_setup, l4_fwd, 0, 0 },
+    { "scan_4dir_K4_L2112_N16", big_setup, big_fwd, 0, 0 },
     { 0 },
 };

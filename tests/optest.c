@@ -9,7 +9,16 @@
 
 #define FD_SAMPLES 48
 
-static const op_case *const tables[] = { optest_core, optest_nn, optest_shape, optest_scan, optest_concept, optest_model, optest_ctc };
+static const op_case *const tables[] = { optest_core, optest_nn, optest_shape, optest_scan, optest_concept, optest_model, optest_ctc,
+                                         optest_scan_parity };
+static const op_case *const parity_only[] = { optest_scan_parity };
+
+int optest_parity_only(const op_case *c) {
+    for (size_t t = 0; t < sizeof parity_only / sizeof *parity_only; t++)
+        for (const op_case *p = parity_only[t]; p->name; p++)
+            if (p == c) return 1;
+    return 0;
+}
 
 int optest_count(void) {
     int n = 0;

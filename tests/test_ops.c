@@ -8,6 +8,10 @@
 
 START_TEST(grad_case) {
     const op_case *c = optest_case(_i);
+    if (optest_parity_only(c)) {
+        printf("grad    %-28s skipped (parity only)\n", c->name);
+        return;
+    }
     optest_result r;
     optest_grad(c, &r);
     printf("grad    %-28s checked %4lld  max_err %.2e  %s\n", c->name, (long long)r.checked, r.max_err,

@@ -3,7 +3,7 @@
 // Why: kernels/cuda/attention.cu is written on machines without a GPU. Compiled with g++ -I bench/emu and
 // -DIMB_CUDA_EMU, the same kernel source runs here, block after block, so its indexing, masking and
 // barrier structure can be tested against the CPU reference (bench/attn_emu.cpp), under AddressSanitizer.
-// Only what attention.cu uses is provided. Semantics:
+// Only what attention.cu and scan*.cu use is provided. Semantics:
 //   - fibers switch only at __syncthreads / __syncwarp / shuffles, in an order chosen per run (forward,
 //     reverse or random), so a missing barrier shows up as a wrong result under one of the orders;
 //   - a barrier that some threads of the block (or warp) never reach, because they returned or wait at a
@@ -81,6 +81,7 @@ struct State {
     long blocks_run = 0;
     const void *sched_stack_bottom = nullptr;
     size_t sched_stack_size = 0;
+    int smem_optin = 227 * 1024;   // what cudaDeviceGetAttribute reports; a test may lower it
 };
 inline State &S() { static State s; return s; }
 
@@ -221,6 +222,22 @@ template <class T> inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, i
 template <class T> inline T __shfl_sync(unsigned mask, T v, int src, int width = 32) {
     return imb_emu_shfl(mask, v, src, false, width);
 }
+// up/down: lanes whose source would fall outside the warp get their own value back (as the hardware does)
+template <class T> inline T __shfl_up_sync(unsigned mask, T v, unsigned delta, int width = 32) {
+    const int lane = imb_emu::S().f[imb_emu::S().cur].lin % 32;
+    return imb_emu_shfl(mask, v, lane >= (int)delta ? lane - (int)delta : lane, false, width);
+}
+template <class T> inline T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32) {
+    const int lane = imb_emu::S().f[imb_emu::S().cur].lin % 32;
+    return imb_emu_shfl(mask, v, lane + (int)delta < 32 ? lane + (int)delta : lane, false, width);
+}
+
+// Fibers switch only at barriers and shuffles, so a read-modify-write is atomic here.
+template <class T> inline T atomicAdd(T *p, T v) {
+    const T old = *p;
+    *p = old + v;
+    return old;
+}
 
 inline uint32_t __float_as_uint(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
 inline float __uint_as_float(uint32_t u) { float x; memcpy(&x, &u, 4); return x; }
@@ -266,7 +283,7 @@ template <class T> inline T *imb_emu_dynamic_smem() { return reinterpret_cast<T 
 inline void imb_emu_launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> &body) {
     using namespace imb_emu;
     State &s = S();
-    if (smem > 227 * 1024) { s.err = cudaErrorInvalidValue; return; }
+    if (smem > (size_t)s.smem_optin) { s.err = cudaErrorInvalidValue; return; }
     if (block.x * block.y * block.z > 1024) { s.err = cudaErrorInvalidValue; return; }
     s.grid = grid;
     s.block = block;
@@ -314,7 +331,12 @@ inline cudaError_t cudaGetLastError() {
 }
 inline const char *cudaGetErrorString(cudaError_t e) { return e == cudaSuccess ? "no error" : "emulated error"; }
 inline cudaError_t cudaGetDevice(int *d) { *d = 0; return cudaSuccess; }
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16, cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
+inline cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr attr, int) {
+    *v = attr == cudaDevAttrMultiProcessorCount ? 132 : imb_emu::S().smem_optin;
+    return cudaSuccess;
+}
 template <class K> inline cudaError_t cudaFuncSetAttribute(K, cudaFuncAttribute, int v) {
-    return v <= 227 * 1024 ? cudaSuccess : cudaErrorInvalidValue;
+    return v <= imb_emu::S().smem_optin ? cudaSuccess : cudaErrorInvalidValue;
 }
 #endif
