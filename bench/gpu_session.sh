@@ -34,8 +34,12 @@ check)
   cmp -s "$OUT/q/g.safetensors.losses" "$OUT/q/e.safetensors.losses"; row "graph vs eager, 30 losses" "rc=$? $(grep -ih 'graph' "$OUT/graph.log" | tail -2 | tr '\n' ' ' | cut -c1-300)"
   ./harness --nproc 1 $q --checkpoint "$OUT/q/n.safetensors" > "$OUT/nproc1.log" 2>&1
   cmp -s "$OUT/q/e.safetensors.losses" "$OUT/q/n.safetensors.losses"; row "--nproc 1 vs plain (eager) losses" "rc=$? $(grep -m1 'data parallel' "$OUT/nproc1.log")"
-  cd .. && timeout 200 bash bench/gpu_run.sh scan > "$OUT/scan_mode.log" 2>&1; row "gpu_run.sh scan" "rc=$?"
-  tail -25 "$OUT/scan_mode.log"
+  timeout 100 ./scan_bench check scan_check > "$OUT/scan_check.log" 2>&1
+  row "scan_bench check (fast = simple, determinism)" "rc=$? $(grep '^check:' "$OUT/scan_check.log")"
+  timeout 120 python3 ../bench/scan_ref.py scan_check > "$OUT/scan_ref.log" 2>&1
+  row "scan vs float64 PyTorch reference" "rc=$? $(tail -1 "$OUT/scan_ref.log")"
+  timeout 120 ./scan_bench time > "$OUT/scan_time.log" 2>&1; row "scan_bench time" "rc=$?"
+  grep -v '^time ' "$OUT/scan_time.log"
   ;;
 perf)
   cd build
