@@ -12,6 +12,7 @@
 #include "speech.h"
 #include "trainer.h"
 #include "wer.h"
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,7 @@ typedef struct run {
     int64_t inf_losses;        /* every occurrence counts; each utterance is named once */
     unsigned char *warned;     /* [training utterances] */
     char root[4096];
+    char ckpt[4096];   /* the trainer's checkpoint path: hypotheses go next to it */
 } run;
 
 static int64_t get_int(const imb_protocol *p, const char *key, int64_t v, int64_t def) {
@@ -122,6 +124,8 @@ static int setup(run *r, char *err, size_t errn) {
     int training = !strcmp(r->cli->cmd, "train");
     if (imb_cli_backbone(r->cli, &r->bcfg, err, errn)) return -1;
     if (imb_trainer_data_root(r->cli, r->task, p, r->root, sizeof r->root, err, errn)) return -1;
+    if (r->cli->checkpoint) snprintf(r->ckpt, sizeof r->ckpt, "%s", r->cli->checkpoint);
+    else snprintf(r->ckpt, sizeof r->ckpt, "%s/%s-%s.safetensors", r->cli->out_dir, r->task->name, r->bcfg.preset);
     r->stem_channels = (int)get_int(p, "ctc.stem_channels", p->ctc.stem_channels, 256);
     r->causal = (int)get_int(p, "ctc.causal", p->ctc.causal, 0);
     r->zero_inf = (int)get_int(p, "ctc.zero_infinity", p->ctc.zero_infinity, 1);
@@ -272,17 +276,25 @@ static int evaluate(void *ud, imb_metrics *m, char *err, size_t errn) {
         int64_t n = 0;
         if (imb_speech_loader_seek(r->eval[s], 0, 0))
             return imb_errf(err, errn, "%s loader: %s", r->eval_name[s], imb_speech_loader_error(r->eval[s]));
+        /* the hypotheses in Kaldi's text format, "<utterance> <words>", for scoring elsewhere */
+        char hpath[4400];
+        snprintf(hpath, sizeof hpath, "%s.%s.hyp", r->ckpt, r->eval_name[s]);
+        FILE *hf = fopen(hpath, "w");
+        if (!hf) return imb_errf(err, errn, "%s: cannot write: %s", hpath, strerror(errno));
         for (;;) {
             imb_speech_batch b;
             int rc = imb_speech_loader_next(r->eval[s], &b);
-            if (rc < 0) return imb_errf(err, errn, "%s loader: %s", r->eval_name[s], imb_speech_loader_error(r->eval[s]));
+            if (rc < 0) {
+                fclose(hf);
+                return imb_errf(err, errn, "%s loader: %s", r->eval_name[s], imb_speech_loader_error(r->eval[s]));
+            }
             if (rc == 1) break;
             imb_step_begin(ctx, 0);
             ctx->flops = 0;
             int32_t *out_len = malloc(sizeof *out_len * (size_t)b.count);
             imb_tensor *logits = NULL, *nll = NULL;
             imb_tensor *l = out_len ? forward_loss(r, r->eval_set[s], &b, 0, b.count, out_len, &logits, &nll) : NULL;
-            if (!l) { free(out_len); return imb_errf(err, errn, "eval %s: %s", r->eval_name[s], out_len ? imb_error(ctx) : "out of host memory"); }
+            if (!l) { free(out_len); fclose(hf); return imb_errf(err, errn, "eval %s: %s", r->eval_name[s], out_len ? imb_error(ctx) : "out of host memory"); }
             if (s == 0 && m->flops_per_sample == 0) m->flops_per_sample = ctx->flops / b.count;
             int64_t T = logits->shape[1];
             float *h = malloc(sizeof *h * (size_t)(b.count * T * V)), lv;
@@ -298,12 +310,17 @@ static int evaluate(void *ud, imb_metrics *m, char *err, size_t errn) {
                 imb_speech_decode(ids, k, hyp, textn);
                 imb_speech_decode(b.targets + off, b.target_lengths[i], ref, textn);
                 if (imb_wer_add(&w, ref, hyp)) bad = 1;
+                if (hf) fprintf(hf, "%s %s\n", imb_speech_id(r->eval_set[s], b.index[i]), hyp);
             }
             free(h); free(ids); free(hyp); free(ref); free(out_len);
-            if (bad) return imb_errf(err, errn, "eval %s: %s", r->eval_name[s], imb_ok(ctx) ? "out of host memory" : imb_error(ctx));
+            if (bad) {
+                fclose(hf);
+                return imb_errf(err, errn, "eval %s: %s", r->eval_name[s], imb_ok(ctx) ? "out of host memory" : imb_error(ctx));
+            }
             lsum += (double)lv * b.count;
             n += b.count;
         }
+        if (fclose(hf)) return imb_errf(err, errn, "%s: write failed", hpath);
         char name[40];
         metric_name(name, sizeof name, "wer", r->eval_name[s]);
         imb_metrics_set(m, name, 100.0 * imb_wer_value(&w));

@@ -26,6 +26,10 @@ grep -q '"ctc_decode":"prefix_beam"' "$out/runs.jsonl" && grep -q '"ctc_beam_wid
 grep -q "| val wer_dev_clean | val cer_dev_clean | val wer_dev_other" "$out/full.log" \
     && echo "ok: summary columns start with wer_dev_clean" || fail "summary columns"
 
+# the hypotheses of every eval set, "<utterance> <words>", one line per utterance
+[ "$(wc -l < "$out/full.safetensors.test-other.hyp")" -eq 4 ] && grep -q "^7[0-9]*-[0-9]*-[0-9]* " "$out/full.safetensors.test-other.hyp" \
+    && echo "ok: hypotheses written" || { fail "hypotheses"; cat "$out/full.safetensors.test-other.hyp"; }
+
 # eval: weights and CMVN from the checkpoint give the training run's final numbers
 $H eval $tiny --checkpoint "$out/full.safetensors" > "$out/eval.log" 2>&1 || { cat "$out/eval.log"; fail "eval"; }
 row() { grep "^| librispeech |" "$1" | cut -d'|' -f6-14; }
