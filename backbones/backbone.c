@@ -276,7 +276,11 @@ int imb_backbone_forward(imb_ctx *ctx, imb_backbone *bb, imb_tensor *x, imb_grid
     }
     if (bb->pos_embed) {
         imb_tensor *pos = bb->pos_embed;
-        if (g.H != cfg->pos_h || g.W != cfg->pos_w) {
+        if (g.W == 1 && cfg->pos_w == 1 && g.H < cfg->pos_h) {
+            /* a 1-D sequence shorter than the positions (a padded batch's length varies) takes
+             * the leading ones: stretching them would move every token when padding changes */
+            pos = imb_slice(ctx, pos, 1, 0, prefix + (int64_t)g.H);
+        } else if (g.H != cfg->pos_h || g.W != cfg->pos_w) {
             imb_tensor *grid_pos = imb_slice(ctx, pos, 1, prefix, (int64_t)cfg->pos_h * cfg->pos_w);
             grid_pos = imb_resize_tokens(ctx, grid_pos, cfg->pos_h, cfg->pos_w, g.H, g.W);
             pos = prefix ? imb_concat(ctx, (imb_tensor *[]){ imb_slice(ctx, pos, 1, 0, prefix), grid_pos }, 2, 1)

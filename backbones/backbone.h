@@ -25,7 +25,8 @@ typedef struct imb_backbone_cfg {
     float norm_eps;
     int cls_token;          /* prepend a learned class token (ViT); pooled output = its final state */
     int pos_embed;          /* learned absolute positions, sized for pos_grid (+ prefix) */
-    int pos_h, pos_w;       /* grid the positions are learned for; other grids interpolate */
+    int pos_h, pos_w;       /* grid the positions are learned for; other grids interpolate, except
+                             * a 1-D grid shorter than pos_h, which takes the leading positions */
     int causal;             /* 1-D mixers: causal (1) or bidirectional (0) */
     float init_std;         /* trunc-normal std for weights (timm: 0.02) */
     int nclasses;           /* set by the task: classes of a one-label-per-sample task (for the

@@ -31,6 +31,13 @@ int imb_synth_image(int cls, int h, int w, int c, uint64_t seed, uint64_t index,
  *     per_class_val images per class in validation and in evaluation.
  *  "mnist-idx": {train,t10k}-{images-idx3,labels-idx1}-ubyte, 10 classes of 28x28 gray
  *     shapes in shuffled order.
+ *  "agnews": AG-News CSV (classes.txt World/Sports/Business/Sci-Tech, train.csv, test.csv):
+ *     filler words plus topic words of the row's class (some non-ASCII or upper case), one
+ *     row in eight with a word of another class; rows carry the corpus's quirks (doubled
+ *     quotes, the \n escape, #39; and &amp; references, stray backslashes, empty descriptions).
+ *  "imdb": aclImdb folders {train,test}/{neg,pos}/<id>_<rating>.txt (ratings 1..4 / 7..10)
+ *     with sentiment words, "<br /><br />" breaks, plus train/unsup/ and train/urls_pos.txt
+ *     (which the reader ignores).
  *  "librispeech": a LibriSpeech tree spoken by the espeak-ng program: LibriSpeech/<subset>/
  *     <spk>/<chap>/<spk>-<chap>-<utt>.flac (16 kHz mono FLAC through libsndfile) and
  *     <spk>-<chap>.trans.txt (upper case) for train-clean-100 (per_class_train utterances),

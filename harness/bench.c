@@ -1,6 +1,7 @@
 /* harness bench: times inference and a full train step (forward, backward, AdamW) of the
  * image-classification model on random input, median of repeated runs after warm-up. */
 #include "bench.h"
+#include "elementwise.h"
 #include "graph.h"
 #include "imagecls.h"
 #include "loss.h"
@@ -46,6 +47,9 @@ static int train_fn(imb_ctx *ctx, void *ud) {
     imb_params_zero_grad(ctx);
     imb_step_begin(ctx, 1);
     imb_tensor *l = model_loss(b);
+    /* a train step pays for the backbone's auxiliary losses too, as in training */
+    imb_tensor *aux = imb_backbone_aux_loss(ctx, b->m->bb, imb_input(ctx, IMB_I32, 1, IMB_SHAPE(b->B), b->y), NULL);
+    if (aux) l = imb_add(ctx, l, aux);
     imb_step_keep(ctx, 0, l);
     imb_backward(ctx, l);
     imb_grad_clip_async(ctx, 1.0f);

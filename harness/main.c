@@ -39,9 +39,25 @@ static int cmd_demo(void) {
     return 0;
 }
 
+/* --protocol, else with --synth the task's "<task>-synth" protocol when there is one (the recipe
+ * sized for its mini dataset, e.g. librispeech-synth), else the task's own */
+static const char *protocol_name(const imb_cli *cli, const imb_task_def *task, char *buf, size_t n) {
+    if (cli->protocol) return cli->protocol;
+    if (!cli->synth) return task->name;
+    char names[4096], *save = NULL;
+    imb_protocol_list(names, sizeof names);
+    snprintf(buf, n, "%s-synth", task->name);
+    for (char *tok = strtok_r(names, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ') tok++;
+        if (!strcmp(tok, buf)) return buf;
+    }
+    return task->name;
+}
+
 /* the task's protocol with the CLI's overrides applied */
 static imb_protocol *open_protocol(const imb_cli *cli, const imb_task_def *task, char *err, size_t errn) {
-    imb_protocol *p = imb_protocol_open(cli->protocol ? cli->protocol : task->name, err, errn);
+    char synth[128];
+    imb_protocol *p = imb_protocol_open(protocol_name(cli, task, synth, sizeof synth), err, errn);
     if (!p) return NULL;
     for (int i = 0; i < cli->nproto; i++)
         if (imb_protocol_override(p, cli->proto_kv[i], err, errn)) goto bad;

@@ -41,8 +41,10 @@ static const imb_pkey keys[] = {
     { "train", "ckpt_interval", IMB_PT_INT, "0", 0, INF, NULL, NULL,
       "steps between checkpoints; 0: every epoch (not hashed: resuming is exact)", F(train.ckpt_interval), .unhashed = 1 },
 
-    { "data", "train_split", IMB_PT_STR, "", 0, 0, NULL, NULL, "split trained on; empty: the task's", F(data.train_split) },
-    { "data", "val_split", IMB_PT_STR, "", 0, 0, NULL, NULL, "split evaluated on; empty: the task's", F(data.val_split) },
+    { "data", "train_split", IMB_PT_STR, "", 0, 0, NULL, NULL, "split trained on (speech: subsets joined by +); empty: the task's",
+      F(data.train_split) },
+    { "data", "val_split", IMB_PT_STR, "", 0, 0, NULL, NULL,
+      "split evaluated on (speech: comma-separated sets, each reported); empty: the task's", F(data.val_split) },
     { "data", "input_size", IMB_PT_INT, "224", 1, 65536, NULL, NULL, "square input resolution in pixels",
       F(data.input_size) },
     { "data", "channels", IMB_PT_INT, "3", 1, IMB_PROTOCOL_MAX_LIST, NULL, NULL, "input channels", F(data.channels) },
@@ -63,8 +65,14 @@ static const imb_pkey keys[] = {
       F(data.synth_train) },
     { "data", "synth_val", IMB_PT_INT, "128", 1, 10000000, NULL, NULL, "validation images of the generated dataset (--synth)",
       F(data.synth_val) },
+    /* text keys have no table default, so image recipes hash as before; unset, text tasks use
+     * the documented values */
+    { "data", "max_len", IMB_PT_INT, NULL, 1, 65536, NULL, NULL,
+      "text: tokens kept per sample, the first ones (unset: 512)", F(data.max_len) },
+    { "data", "vocab_size", IMB_PT_INT, NULL, 257, 1048576, NULL, NULL,
+      "text: BPE vocabulary learned on the training split; 257 = bytes only (unset: 8192)", F(data.vocab_size) },
     { "data", "bucket", IMB_PT_INT, "50", 0, 1000000, NULL, NULL,
-      "speech: sort runs of bucket x batch shuffled utterances by length into batches (less padding); 0: off",
+      "speech, text: sort runs of bucket x batch shuffled samples by length into batches (less padding); 0: off",
       F(data.bucket) },
     { "data", "specaug_freq_masks", IMB_PT_INT, "2", 0, 16, NULL, NULL,
       "speech, augment >= 1: SpecAugment frequency masks per utterance", F(data.specaug_freq_masks) },
@@ -80,6 +88,17 @@ static const imb_pkey keys[] = {
     { "model", "drop_path", IMB_PT_FLOAT, "0", 0, 1, NULL, NULL, "stochastic depth rate", F(model.drop_path) },
     { "model", "dropout", IMB_PT_FLOAT, "0", 0, 1, NULL, NULL, "dropout rate", F(model.dropout) },
 
+    { "ctc", "stem_channels", IMB_PT_INT, NULL, 1, 4096, NULL, NULL,
+      "channels of the speech stem's two 3x3 stride-2 convs (unset: 256)", F(ctc.stem_channels) },
+    { "ctc", "causal", IMB_PT_INT, NULL, 0, 1, NULL, NULL, "1: causal (streaming) backbone, 0: bidirectional (unset: 0)",
+      F(ctc.causal) },
+    { "ctc", "decode", IMB_PT_STR, NULL, 0, 0, "greedy|beam", NULL,
+      "evaluation decoder: best path or prefix beam search (unset: beam)", F(ctc.decode) },
+    { "ctc", "beam_width", IMB_PT_INT, NULL, 1, 4096, NULL, NULL, "prefix beam search width (unset: 10)", F(ctc.beam_width) },
+    { "ctc", "zero_infinity", IMB_PT_INT, NULL, 0, 1, NULL, NULL,
+      "1: infinite CTC losses (transcript too long for the audio) count 0 and are reported (unset: 1)",
+      F(ctc.zero_infinity) },
+
     { "protocol", "name", IMB_PT_STR, "", 0, 0, NULL, NULL, "protocol name (default: the file's base name)", F(name) },
     { "protocol", "description", IMB_PT_STR, "", 0, 0, NULL, NULL, "one line about the recipe", F(description) },
     { "protocol", "pinned", IMB_PT_KEYS, "", 0, 0, NULL, NULL,
@@ -88,8 +107,8 @@ static const imb_pkey keys[] = {
 #define NKEYS ((int)(sizeof keys / sizeof *keys))
 _Static_assert(sizeof keys / sizeof *keys <= IMB_PROTOCOL_MAX_KEYS, "raise IMB_PROTOCOL_MAX_KEYS");
 
-static const char *const sections[] = { "train", "data", "model", "protocol" };
-#define NSECTIONS 4
+static const char *const sections[] = { "train", "data", "model", "ctc", "protocol" };
+#define NSECTIONS 5
 
 int imb_protocol_nkeys(void) { return NKEYS; }
 const imb_pkey *imb_protocol_key(int i) { return i >= 0 && i < NKEYS ? &keys[i] : NULL; }
@@ -388,7 +407,7 @@ static int handler(void *user, const char *section, const char *name, const char
         goto fail;
     }
     if (!section_known(section)) {
-        snprintf(st->err, sizeof st->err, "unknown section [%s]; valid sections: train, data, model, protocol", section);
+        snprintf(st->err, sizeof st->err, "unknown section [%s]; valid sections: train, data, model, ctc, protocol", section);
         goto fail;
     }
     ki = find_key(section, name);
@@ -600,7 +619,7 @@ int imb_protocol_override(imb_protocol *p, const char *assignment, char *err, si
             return -1;
         }
         if (!section_known(key)) {
-            snprintf(err, errn, "override '%s': unknown section '%s'; valid sections: train, data, model", assignment, key);
+            snprintf(err, errn, "override '%s': unknown section '%s'; valid sections: train, data, model, ctc", assignment, key);
             return -1;
         }
         ki = find_key(key, dot + 1);

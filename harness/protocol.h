@@ -65,6 +65,7 @@ typedef struct imb_protocol {
         int64_t patch_size, loader_threads;
         int64_t store_size;                    /* shard cache shorter-side cap; 0: original sizes */
         int64_t synth_train, synth_val;        /* sizes of the generated dataset (--synth) */
+        int64_t max_len, vocab_size;           /* text tasks; 0 when unset */
         int64_t bucket;                        /* speech: length-bucketing runs of bucket x batch utterances */
         int64_t specaug_freq_masks, specaug_freq_width, specaug_time_masks;   /* speech: SpecAugment */
         double specaug_time_ratio;
@@ -73,6 +74,11 @@ typedef struct imb_protocol {
         char preset[64];
         double drop_path, dropout;
     } model;
+    struct {                  /* CTC speech tasks; no defaults (unset keys are not hashed, so other
+                               * tasks' protocols keep their hashes): the task fills them in */
+        int64_t stem_channels, causal, beam_width, zero_infinity;
+        char decode[16];
+    } ctc;
     char name[64];            /* [protocol] name; defaults to the file's base name */
     char description[256];
     char pinned[512];         /* canonical comma-separated list */

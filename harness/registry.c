@@ -1,7 +1,10 @@
 /* The task table. */
 #include "registry.h"
 #include "prepare.h"
+#include "text.h"
 #include "train.h"
+#include "train_textcls.h"
+#include "train_ctc.h"
 #include <string.h>
 #include <sys/stat.h>
 
@@ -19,6 +22,11 @@ static const imb_task_def tasks[] = {
     { "food101", "imagecls", "Food-101 (meta/train.txt, test.txt, classes.txt)", imb_read_food101, "train", "test", "food101", imb_run_imagecls, imb_prepare_images, NULL },
     { "food11", "imagecls", "Food-11 (<cls>_<id>.jpg in training/validation)", imb_read_food11, "train", "val", "food11", imb_run_imagecls, imb_prepare_images, NULL },
     { "mnist", "imagecls", "MNIST, IDX files or ImageNet class-folder layout", read_mnist, "train", "val", "mnist-idx", imb_run_imagecls, imb_prepare_images, NULL },
+    { "agnews", "textcls", "AG-News CSV (train.csv, test.csv, classes.txt)", NULL, "train", "test", "agnews", imb_run_textcls, imb_prepare_text, &imb_text_agnews },
+    { "imdb", "textcls", "aclImdb folders ({train,test}/{neg,pos}/<id>_<rating>.txt)", NULL, "train", "test", "imdb", imb_run_textcls, imb_prepare_text, &imb_text_imdb },
+    { "librispeech", "ctc", "LibriSpeech FLAC + trans.txt; 80-bin log-mel, CTC over 29 characters, WER per eval set", NULL,
+      "train-clean-100+train-clean-360+train-other-500", "dev-clean,dev-other,test-clean,test-other", "librispeech",
+      imb_run_ctc, imb_prepare_ctc, NULL },
 };
 
 const imb_task_def *imb_task_find(const char *name) {

@@ -1,10 +1,15 @@
-/* Op-table cases through whole blocks: ViT, Linformer and VMamba backbones and the
- * image-classification model, every parameter checked against finite differences. */
+/* Op-table cases through whole blocks: ViT, Linformer, VMamba and InfoMamba backbones and the
+ * image-classification model, checked against finite differences. */
 #include "optest.h"
 #include "backbone.h"
+#include "elementwise.h"
+#include "embedding.h"
+#include "shape.h"
 #include "imagecls.h"
 #include "loss.h"
-#include "shape.h"
+#include "mem.h"
+#include "textcls.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,6 +66,23 @@ static imb_tensor *cls_fwd(imb_ctx *c, optest *t) {
     return imb_cross_entropy(c, logits, imb_input(c, IMB_I32, 1, IMB_SHAPE(2), lab), 0.1f);
 }
 
+static void txt_cleanup(void *s) { imb_textcls_free(s); }
+
+/* text: token stem, positions sliced to a padded batch shorter than max_len, masked pool */
+static void txt_setup(imb_ctx *c, optest *t) {
+    imb_backbone_cfg cfg = tiny_vit(0);
+    t->state = imb_textcls_create(c, &cfg, 11, 6, 3);
+    t->cleanup = txt_cleanup;
+}
+
+static imb_tensor *txt_fwd(imb_ctx *c, optest *t) {
+    static const int32_t ids[2 * 5] = { 3, 7, 1, 9, 2, 4, 10, 6, 0, 0 }, lab[2] = { 1, 2 };
+    static const float mask[2 * 5] = { 1, 1, 1, 1, 1, 1, 1, 1, 0, 0 };
+    imb_textcls *m = t->state;
+    imb_tensor *logits = imb_textcls_forward(c, m, imb_input(c, IMB_I32, 2, IMB_SHAPE(2, 5), ids),
+                                             imb_input(c, IMB_F32, 2, IMB_SHAPE(2, 5), mask));
+    return imb_textcls_loss(c, m, logits, imb_input(c, IMB_I32, 1, IMB_SHAPE(2), lab), 0.1f, NULL);
+}
 /* Whole VMamba backbones with the real initialisation, through the skeleton: the tokens and
  * the parameters on the block's main path (float finite differences cannot resolve the SSM
  * parameters' gradients here, which are orders smaller: the vmamba_ss2d cases check those).
@@ -225,11 +247,131 @@ static imb_tensor *lin_masked_fwd(imb_ctx *c, optest *t) {
 }
 
 
+/* InfoMamba: tiny configs where every path carries a visible gradient (init_std 0.3). The concept
+ * layer's discrete choices (bucket argmax, candidate lists, top-k, budgets) stay put under the
+ * finite-difference steps at these sizes; frozen bucket embeddings get 0 both ways. */
+static imb_backbone_cfg tiny_im(const char *opts, int H, int W) {
+    imb_backbone_cfg c;
+    char e[256], spec[256];
+    snprintf(spec, sizeof spec, "infomamba-nano:dim=8,depth=2,mlp_ratio=2,K=6,buckets=2,kmin=2,kmax=3,d_state=3%s%s",
+             *opts ? "," : "", opts);
+    if (imb_backbone_parse(spec, &c, e, sizeof e)) memset(&c, 0, sizeof c);   /* create then fails loudly */
+    c.pos_h = H;
+    c.pos_w = W;
+    c.init_std = 0.3f;
+    c.nclasses = 3;
+    return c;
+}
+
+static void im_setup_cfg(imb_ctx *c, optest *t, imb_backbone_cfg cfg, int L) {
+    t->state = imb_backbone_create(c, &cfg);
+    t->cleanup = bb_cleanup;
+    imb_param_new(c, "tokens", 3, IMB_SHAPE(2, L, cfg.dims[0]), IMB_INIT_NORMAL, 1.0f, 0);
+}
+
+static void im_setup(imb_ctx *c, optest *t) { im_setup_cfg(c, t, tiny_im("", 2, 3), 6); }
+/* the auxiliary losses at weight 1, so their gradients stand well above a scalar's float32 resolution */
+#define IM_AUX1 "lambda_mi=1,lambda_red=1,lambda_hash=1"
+/* The auxiliary losses are scalars, whose float32 resolution over a finite-difference step is
+ * coarser than the gradients deep inside the blocks (those are checked through the pooled
+ * features above); these cases check the parameters the losses train: prototypes, projection
+ * heads, hash heads, and the streams' last projections. */
+static void im_check(imb_ctx *c, optest *t, const char *const *names) {
+    for (int i = 0; names[i] && t->n < OPTEST_MAX; i++) {
+        imb_param *p = imb_param_find(c, names[i]);
+        if (p) t->p[t->n++] = p->t;
+        else imb_fail(c, "case: no parameter %s", names[i]);
+    }
+}
+static void im_aux_setup(imb_ctx *c, optest *t) {
+    static const char *const names[] = { "infomamba.prototypes", "infomamba.stages.0.proj_g.weight",
+                                         "infomamba.stages.0.proj_g.bias", "infomamba.stages.0.proj_s.weight",
+                                         "infomamba.stages.0.proj_s.bias", "blocks.0.mixer.hash.weight",
+                                         "blocks.1.mixer.hash.weight", "blocks.1.mixer.g_proj.weight", NULL };
+    im_setup_cfg(c, t, tiny_im(IM_AUX1, 2, 3), 6);
+    im_check(c, t, names);
+}
+static void im_static_setup(imb_ctx *c, optest *t) { im_setup_cfg(c, t, tiny_im("assign=static,imf=off", 2, 3), 6); }
+static void im_1d_setup(imb_ctx *c, optest *t) {
+    imb_backbone_cfg cfg = tiny_im("directions=4", 7, 1);
+    cfg.causal = 1;
+    im_setup_cfg(c, t, cfg, 7);
+}
+/* two stages (8 -> 16 wide) on a 4x4 grid: patch merging, per-stage heads, 4 scan directions */
+static imb_backbone_cfg im_two_stage(const char *opts);
+static void im_hier_setup(imb_ctx *c, optest *t) {
+    im_setup_cfg(c, t, im_two_stage(""), 16);
+}
+static imb_backbone_cfg im_two_stage(const char *opts) {
+    imb_backbone_cfg cfg = tiny_im(opts, 4, 4);
+    cfg.nstages = 2;
+    cfg.dims[1] = 16;
+    cfg.depths[0] = cfg.depths[1] = 1;
+    cfg.heads[1] = 1;
+    return cfg;
+}
+/* the second stage's heads and the shared prototypes */
+static void im_hier_aux_setup(imb_ctx *c, optest *t) {
+    static const char *const names[] = { "infomamba.prototypes", "infomamba.stages.1.proj_g.weight",
+                                         "infomamba.stages.1.proj_s.weight", "infomamba.stages.1.proj_s.bias",
+                                         "infomamba.stages.0.proj_s.weight", "blocks.0.mixer.hash.weight",
+                                         "blocks.1.mixer.hash.weight", "blocks.1.mixer.g_proj.weight", NULL };
+    im_setup_cfg(c, t, im_two_stage(IM_AUX1), 16);
+    im_check(c, t, names);
+}
+
+/* Mamba's dt bias init puts dt in [0.001, 0.1] and x_proj's init keeps B, C small, so at init the
+ * scan adds little to the D skip and its gradients (delta, A, B, C) sit at the float32 noise of a
+ * finite difference through a whole block. The first forward on a context therefore moves every
+ * dt bias to ~0.5 (dt ~ 1) and scales x_proj by 4. Init dt biases are all below -2, so a value
+ * below -1 says "not done yet"; finite-difference steps never get back there. */
+static void im_strong_ssm(imb_ctx *c) {
+    imb_param *first = NULL;
+    for (int i = 0; i < c->params.n && !first; i++)
+        if (strstr(c->params.p[i].name, "dt_proj.bias")) first = &c->params.p[i];
+    float *v = first ? malloc(sizeof *v * (size_t)imb_numel(first->t)) : NULL;
+    int done = !v || imb_to_host(c, first->t, v, 0) || v[0] > -1.0f;
+    free(v);
+    if (done) return;
+    for (int i = 0; i < c->params.n; i++) {
+        imb_param *p = &c->params.p[i];
+        int bias = strstr(p->name, "dt_proj.bias") != NULL, xw = strstr(p->name, "x_proj.weight") != NULL;
+        int64_t n = imb_numel(p->t);
+        float *h = (bias || xw) ? malloc(sizeof *h * (size_t)n) : NULL;
+        if (!h || imb_to_host(c, p->t, h, 0)) { free(h); continue; }
+        for (int64_t k = 0; k < n; k++) h[k] = bias ? 0.5f + 0.01f * (float)(k % 16) : 8.0f * h[k];
+        imb_mem_copy(c->device, p->t->data, IMB_CPU, h, sizeof(float) * (size_t)n);
+        free(h);
+    }
+}
+
+static imb_tensor *im_run(imb_ctx *c, optest *t, imb_grid g, int aux) {
+    static const int32_t lab[2] = { 2, 0 };
+    imb_backbone_out out;
+    if (!aux) im_strong_ssm(c);
+    if (imb_backbone_forward(c, t->state, imb_param_find(c, "tokens")->t, g, &out)) return NULL;
+    if (!aux) return out.pooled;
+    return imb_backbone_aux_loss(c, t->state, imb_input(c, IMB_I32, 1, IMB_SHAPE(2), lab), NULL);
+}
+
+static imb_tensor *im_fwd(imb_ctx *c, optest *t) { return im_run(c, t, (imb_grid){ 2, 3, NULL }, 0); }
+static imb_tensor *im_aux_fwd(imb_ctx *c, optest *t) { return im_run(c, t, (imb_grid){ 2, 3, NULL }, 1); }
+static imb_tensor *im_hier_fwd(imb_ctx *c, optest *t) { return im_run(c, t, (imb_grid){ 4, 4, NULL }, 0); }
+static imb_tensor *im_hier_aux_fwd(imb_ctx *c, optest *t) { return im_run(c, t, (imb_grid){ 4, 4, NULL }, 1); }
+/* the second sequence is padded after 4 tokens: padding is an identity step of the scan and
+ * stays out of the concepts */
+static const float im_mask[14] = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0 };
+static imb_tensor *im_1d_fwd(imb_ctx *c, optest *t) {
+    imb_tensor *m = imb_input(c, IMB_F32, 2, IMB_SHAPE(2, 7), im_mask);
+    return im_run(c, t, (imb_grid){ 7, 1, m }, 0);
+}
+
 const op_case optest_model[] = {
     { "vit_backbone", vit_setup, vit_fwd, 0, 0 },
     { "vit_backbone_gap", vit_gap_setup, vit_fwd, 0, 0 },
     { "vit_backbone_regrid", vit_setup, vit_regrid_fwd, 0, 0 },
     { "imagecls_vit_loss", cls_setup, cls_fwd, 0, 0 },
+    { "textcls_vit_loss", txt_setup, txt_fwd, 0, 0 },
     { "linformer_backbone", lin_setup, lin_fwd, 0, 0 },
     { "linformer_backbone_short", lin_short_setup, lin_short_fwd, 0, 0 },
     { "linformer_shared_layers_mask", lin_layers_setup, lin_masked_fwd, 0, 0 },
@@ -240,5 +382,15 @@ const op_case optest_model[] = {
     { "vmamba_backbone", vmamba_setup, vmamba_fwd, 0, 0 },
     { "vmamba_backbone_1d", vmamba_bidir_setup, vmamba_1d_fwd, 0, 0 },
     { "vmamba_backbone_1d_causal", vmamba_causal_setup, vmamba_1d_fwd, 0, 0 },
+    /* Whole blocks: step 3e-3 and tolerance 5e-2. Through a float32 block the differences of its
+     * smaller gradients carry ~1e-4 of rounding noise at a 1e-3 step (ViT's blocks have fewer
+     * paths); a wrong or missing term is off by far more. */
+    { "infomamba_block", im_setup, im_fwd, 5e-2, 3e-3 },
+    { "infomamba_static_noimf", im_static_setup, im_fwd, 5e-2, 3e-3 },
+    { "infomamba_1d_causal_mask", im_1d_setup, im_1d_fwd, 5e-2, 3e-3 },
+    { "infomamba_2stage_4dir", im_hier_setup, im_hier_fwd, 5e-2, 3e-3 },
+    /* scalar losses: their float32 resolution over the step bounds the agreement at ~1e-2 */
+    { "infomamba_aux_losses", im_aux_setup, im_aux_fwd, 2e-2, 0 },
+    { "infomamba_aux_2stage", im_hier_aux_setup, im_hier_aux_fwd, 2e-2, 0 },
     { 0 },
 };

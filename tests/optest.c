@@ -9,7 +9,7 @@
 
 #define FD_SAMPLES 48
 
-static const op_case *const tables[] = { optest_core, optest_nn, optest_shape, optest_scan, optest_model,
+static const op_case *const tables[] = { optest_core, optest_nn, optest_shape, optest_scan, optest_concept, optest_model, optest_ctc,
                                          optest_scan_parity };
 static const op_case *const parity_only[] = { optest_scan_parity };
 

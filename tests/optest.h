@@ -50,6 +50,8 @@ extern const op_case optest_nn[];
 extern const op_case optest_model[];
 extern const op_case optest_shape[];
 extern const op_case optest_scan[];
+extern const op_case optest_concept[];
+extern const op_case optest_ctc[];
 /* Cases too big for the finite-difference check: in the table for CUDA/CPU parity, skipped by grad mode. */
 extern const op_case optest_scan_parity[];
 int optest_parity_only(const op_case *c);

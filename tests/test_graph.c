@@ -122,7 +122,10 @@ static int vit_step(imb_ctx *c, void *p) {
     imb_params_zero_grad(c);
     imb_step_begin(c, 1);
     imb_tensor *x = imb_input(c, IMB_F32, 4, IMB_SHAPE(3, 3, 8, 8), u->x);
-    imb_tensor *l = imb_cross_entropy(c, imb_imagecls_forward(c, u->m, x), imb_input(c, IMB_I32, 1, IMB_SHAPE(3), u->y), 0.1f);
+    imb_tensor *y = imb_input(c, IMB_I32, 1, IMB_SHAPE(3), u->y);
+    imb_tensor *l = imb_cross_entropy(c, imb_imagecls_forward(c, u->m, x), y, 0.1f);
+    imb_tensor *aux = imb_backbone_aux_loss(c, u->m->bb, y, NULL);   /* InfoMamba's losses */
+    if (aux) l = imb_add(c, l, aux);
     imb_step_keep(c, 0, l);
     imb_backward(c, l);
     imb_grad_clip_async(c, 1.0f);
@@ -155,7 +158,7 @@ static void vit_run(const char *spec, imb_graph_use use, float *loss, imb_graph_
 
 /* every mixer of the registry, smallest shapes */
 static const char *const specs[] = { "vit-s:dim=16,depth=1,heads=2", "linformer-nano:dim=16,depth=1,heads=2",
-                                     "vmamba-nano" };
+                                     "vmamba-nano", "infomamba-nano:dim=16,depth=1" };
 
 START_TEST(model_probes_touch_nothing) {
     float a[5], b[5];

@@ -128,7 +128,7 @@ START_TEST(protocol_errors_name_line_and_key) {
     ASSERT_HAS(err, "t.ini:2: train.optimizer: 'sgd' is not one of: adamw");
 
     ck_assert_ptr_null(load_str("[training]\nsteps = 10\n", err, sizeof err));
-    ASSERT_HAS(err, "t.ini:2: unknown section [training]; valid sections: train, data, model, protocol");
+    ASSERT_HAS(err, "t.ini:2: unknown section [training]; valid sections: train, data, model, ctc, protocol");
 
     ck_assert_ptr_null(load_str("steps = 10\n", err, sizeof err));
     ASSERT_HAS(err, "t.ini:1: key 'steps' outside any [section]");

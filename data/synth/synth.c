@@ -195,13 +195,13 @@ int imb_synth_write(const char *layout, const char *root, int per_class_train, i
     if (per_class_train < 0 || per_class_val < 0 || per_class_train > 100000 || per_class_val > 100000)
         return imb_errf(err, errn, "%s: synth: per-class counts %d/%d out of range", root, per_class_train, per_class_val);
     static const char *const layouts[] = {"imagenet", "imagenet-csv", "imagenet-txt", "food101", "food11", "mnist-idx",
-                                          "librispeech"};
+                                          "librispeech", "agnews", "imdb"};
     int which = -1;
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < (int)(sizeof layouts / sizeof *layouts); i++)
         if (!strcmp(layout, layouts[i])) which = i;
     if (which < 0)
         return imb_errf(err, errn, "%s: unknown synth layout '%s' (imagenet, imagenet-csv, imagenet-txt, food101, "
-                        "food11, mnist-idx, librispeech)", root, layout);
+                        "food11, mnist-idx, librispeech, agnews, imdb)", root, layout);
     if (imb_mkdirs(root, err, errn) != 0) return -1;
     int tr = per_class_train, va = per_class_val;
     switch (which) {
@@ -209,6 +209,8 @@ int imb_synth_write(const char *layout, const char *root, int per_class_train, i
     case 3: return synth_food101(root, tr, va, seed, err, errn);
     case 4: return synth_food11(root, tr, va, seed, err, errn);
     case 6: return imb_synth_write_librispeech(root, tr, va, seed, err, errn);
+    case 7: return imb_synth_write_agnews(root, tr, va, seed, err, errn);
+    case 8: return imb_synth_write_imdb(root, tr, va, seed, err, errn);
     default: return imb_synth_write_mnist_idx(root, tr, va, seed, err, errn);
     }
 }

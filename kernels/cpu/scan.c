@@ -1,6 +1,7 @@
 /* CPU reference selective scan: float32 state (as Mamba's reference), y accumulated in double. */
 #include "../scan.h"
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* PyTorch softplus (threshold 20) and its derivative, matching kernels/cpu/activation.c */
@@ -184,6 +185,11 @@ void imb_selective_scan_bwd_cpu(const imb_scan_geom *g, float *du, float *ddelta
             memset(w.dBp, 0, sizeof(float) * (size_t)(2 * K * N * L));
             memset(w.ddt, 0, sizeof(float) * (size_t)(K * L));
             memset(w.dAp, 0, sizeof(float) * (size_t)(K * N));
+            /* dA sums L * dirs terms per state: in double, or a long sequence alone costs ~1e-5
+             * relative (the reference must be the more accurate side of the parity check) */
+            double small[64], *big = N > 64 ? calloc((size_t)N, sizeof *big) : NULL;
+            double *dAacc = N <= 64 ? small : big;   /* NULL only if calloc failed: float sums then */
+            for (int64_t n = 0; n < N && dAacc; n++) dAacc[n] = 0.0;
             for (int k = 0; k < g->dirs; k++) {
                 const int o = scan_order(g->dirs, k), s = scan_set(g, k);
                 const int64_t grp = grp_off(g, b, s, gi);
@@ -203,14 +209,20 @@ void imb_selective_scan_bwd_cpu(const imb_scan_geom *g, float *du, float *ddelta
                         float ga = gn * hprev * a;   /* gradient of the exponent dt*A */
                         dCp[n * L + p] += gy * w.hs[t * N + n];
                         dBp[n * L + p] += gn * dtp * up;
-                        dAp[n] += ga * dtp;
+                        if (dAacc) dAacc[n] += (double)ga * dtp;
+                        else dAp[n] += ga * dtp;
                         ddtacc += (double)ga * Ad[n] + (double)gn * Bv * up;
                         if (du) du[row + p] += gn * dtp * Bv;
                         w.gs[n] = gn * a;
                     }
                     ddt[p] += (float)ddtacc;
                 }
+                for (int64_t n = 0; n < N && dAacc; n++) {
+                    dAp[n] += (float)dAacc[n];
+                    dAacc[n] = 0.0;
+                }
             }
+            free(big);
             for (int64_t s = 0; s < K; s++) {
                 const int64_t cd = s * Dm + d, drow = (b * K * Dm + cd) * L;
                 float bd = bias ? bias[cd] : 0.0f;
