@@ -332,8 +332,9 @@ static int validate(const char *path, uint64_t want_fp, imb_shard *s, char *err,
     return IMB_SHARD_OK;
 }
 
-int imb_shard_open(const char *path, uint64_t expected_fingerprint, imb_shard *s, char *err, size_t errn) {
-    memset(s, 0, sizeof *s);
+int imb_shard_map(const char *path, size_t min_size, const uint8_t **map, size_t *size, char *err, size_t errn) {
+    *map = NULL;
+    *size = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
@@ -346,26 +347,33 @@ int imb_shard_open(const char *path, uint64_t expected_fingerprint, imb_shard *s
         close(fd);
         return IMB_SHARD_IOERR;
     }
-    if (st.st_size < HDR_SIZE) {
+    if ((size_t)st.st_size < min_size) {
         close(fd);
-        imb_errf(err, errn, "%s: header: truncated (%lld bytes, need %d)", path, (long long)st.st_size, HDR_SIZE);
+        imb_errf(err, errn, "%s: header: truncated (%lld bytes, need %zu)", path, (long long)st.st_size, min_size);
         return IMB_SHARD_CORRUPT;
     }
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
     close(fd);   /* the mapping keeps the file alive */
-    if (map == MAP_FAILED) {
+    if (m == MAP_FAILED) {
         imb_errf(err, errn, "%s: mmap: %s", path, strerror(errno));
         return IMB_SHARD_IOERR;
     }
-    s->map = map;
-    s->map_size = (size_t)st.st_size;
-    int rc = validate(path, expected_fingerprint, s, err, errn);
+    *map = m;
+    *size = (size_t)st.st_size;
+    return IMB_SHARD_OK;
+}
+
+int imb_shard_open(const char *path, uint64_t expected_fingerprint, imb_shard *s, char *err, size_t errn) {
+    memset(s, 0, sizeof *s);
+    int rc = imb_shard_map(path, HDR_SIZE, &s->map, &s->map_size, err, errn);
+    if (rc != IMB_SHARD_OK) return rc;
+    rc = validate(path, expected_fingerprint, s, err, errn);
     if (rc == IMB_SHARD_OK && !(s->path = strdup(path))) {
         imb_errf(err, errn, "%s: out of memory", path);
         rc = IMB_SHARD_IOERR;
     }
     if (rc != IMB_SHARD_OK) {
-        munmap(map, s->map_size);
+        munmap((void *)s->map, s->map_size);
         memset(s, 0, sizeof *s);
     }
     return rc;

@@ -73,6 +73,11 @@ int imb_shard_write_images(const char *path, int n, const imb_image *images, con
  * imb_shard_status; on anything but IMB_SHARD_OK *s is zeroed and err says
  * "<path>: <field>: <what>". */
 int imb_shard_open(const char *path, uint64_t expected_fingerprint, imb_shard *s, char *err, size_t errn);
+/* The common first step of every shard reader (images, text, speech): maps path read-only.
+ * Returns IMB_SHARD_MISSING (no file), IMB_SHARD_IOERR (open/stat/mmap failed) or
+ * IMB_SHARD_CORRUPT (shorter than min_size) with "<path>: <what>" in err, else IMB_SHARD_OK
+ * with *map and *size set (release with munmap). */
+int imb_shard_map(const char *path, size_t min_size, const uint8_t **map, size_t *size, char *err, size_t errn);
 /* Record i as a view into the mapping (no copy; px must not be written or freed, and is
  * valid until imb_shard_close). Returns 0, or -1 when i is out of range. */
 int imb_shard_get(const imb_shard *s, int i, imb_image *view, int32_t *label);

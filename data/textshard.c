@@ -141,33 +141,15 @@ static int validate(const char *path, uint64_t want, imb_text_shard *s, char *er
 
 int imb_text_shard_open(const char *path, uint64_t fingerprint, imb_text_shard *s, char *err, size_t errn) {
     memset(s, 0, sizeof *s);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        imb_errf(err, errn, "%s: %s", path, e == ENOENT ? "missing (no shard built yet)" : strerror(e));
-        return e == ENOENT ? IMB_SHARD_MISSING : IMB_SHARD_IOERR;
-    }
-    struct stat st;
-    if (fstat(fd, &st) || st.st_size < HDR) {
-        close(fd);
-        imb_errf(err, errn, "%s: header: truncated", path);
-        return IMB_SHARD_CORRUPT;
-    }
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) {
-        imb_errf(err, errn, "%s: mmap: %s", path, strerror(errno));
-        return IMB_SHARD_IOERR;
-    }
-    s->map = map;
-    s->map_size = (size_t)st.st_size;
-    int rc = validate(path, fingerprint, s, err, errn);
+    int rc = imb_shard_map(path, HDR, &s->map, &s->map_size, err, errn);
+    if (rc != IMB_SHARD_OK) return rc;
+    rc = validate(path, fingerprint, s, err, errn);
     if (rc == IMB_SHARD_OK && !(s->path = imb_strdup(path))) {
         imb_errf(err, errn, "%s: out of memory", path);
         rc = IMB_SHARD_IOERR;
     }
     if (rc != IMB_SHARD_OK) {
-        munmap(map, s->map_size);
+        munmap((void *)s->map, s->map_size);
         memset(s, 0, sizeof *s);
     }
     return rc;

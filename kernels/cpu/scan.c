@@ -187,8 +187,12 @@ void imb_selective_scan_bwd_cpu(const imb_scan_geom *g, float *du, float *ddelta
             memset(w.dAp, 0, sizeof(float) * (size_t)(K * N));
             /* dA sums L * dirs terms per state: in double, or a long sequence alone costs ~1e-5
              * relative (the reference must be the more accurate side of the parity check) */
-            double small[64], *big = N > 64 ? calloc((size_t)N, sizeof *big) : NULL;
+            /* dA sums and the state adjoint run in double: over thousands of steps float
+             * rounding alone reaches ~1e-5 relative, and the reference must be the accurate side
+             * of the parity check (CUDA keeps fp32 state, as Mamba does) */
+            double small[128], *big = N > 64 ? calloc((size_t)(2 * N), sizeof *big) : NULL;
             double *dAacc = N <= 64 ? small : big;   /* NULL only if calloc failed: float sums then */
+            double *adj = dAacc ? dAacc + N : NULL;
             for (int64_t n = 0; n < N && dAacc; n++) dAacc[n] = 0.0;
             for (int k = 0; k < g->dirs; k++) {
                 const int o = scan_order(g->dirs, k), s = scan_set(g, k);
@@ -197,6 +201,7 @@ void imb_selective_scan_bwd_cpu(const imb_scan_geom *g, float *du, float *ddelta
                 float *dBp = w.dBp + s * N * L, *dCp = w.dCp + s * N * L, *dAp = w.dAp + s * N, *ddt = w.ddt + s * L;
                 scan_dir(g, o, ur, dt, Ad, B + grp, C + grp, w.gs, w.hs, w.as, NULL);
                 for (int64_t n = 0; n < N; n++) w.gs[n] = 0.0f;   /* now the state adjoint */
+                for (int64_t n = 0; n < N && adj; n++) adj[n] = 0.0;
                 scan_walk sw = walk_at(g, o, L - 1);
                 for (int64_t t = L - 1; t >= 0; t--, walk_step(g, o, &sw, -1)) {
                     int64_t p = walk_pos(g, o, &sw);
@@ -205,7 +210,8 @@ void imb_selective_scan_bwd_cpu(const imb_scan_geom *g, float *du, float *ddelta
                     for (int64_t n = 0; n < N; n++) {
                         float hprev = t > 0 ? w.hs[(t - 1) * N + n] : 0.0f;
                         float a = w.as[t * N + n], Bv = B[grp + n * L + p];
-                        float gn = w.gs[n] + gy * C[grp + n * L + p];
+                        double gnd = adj ? adj[n] + (double)gy * C[grp + n * L + p] : 0.0;
+                        float gn = adj ? (float)gnd : w.gs[n] + gy * C[grp + n * L + p];
                         float ga = gn * hprev * a;   /* gradient of the exponent dt*A */
                         dCp[n * L + p] += gy * w.hs[t * N + n];
                         dBp[n * L + p] += gn * dtp * up;
@@ -213,7 +219,8 @@ void imb_selective_scan_bwd_cpu(const imb_scan_geom *g, float *du, float *ddelta
                         else dAp[n] += ga * dtp;
                         ddtacc += (double)ga * Ad[n] + (double)gn * Bv * up;
                         if (du) du[row + p] += gn * dtp * Bv;
-                        w.gs[n] = gn * a;
+                        if (adj) adj[n] = gnd * a;
+                        else w.gs[n] = gn * a;
                     }
                     ddt[p] += (float)ddtacc;
                 }
